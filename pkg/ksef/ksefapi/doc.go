@@ -1,0 +1,13 @@
+// Package ksefapi holds the KSeF REST API 2.0 contract (openapi.yaml) and the Go types, HTTP client
+// and strict server interface generated from it. Do not edit ksefapi.gen.go; change openapi.yaml and
+// run `go generate ./pkg/ksef/...`.
+package ksefapi
+
+//go:generate go tool oapi-codegen -config cfg.yaml openapi.yaml
+
+import _ "embed"
+
+// Spec is the OpenAPI document, served by the emulator.
+//
+//go:embed openapi.yaml
+var Spec []byte
