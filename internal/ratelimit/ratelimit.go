@@ -1,0 +1,250 @@
+// Package ratelimit keeps every KSeF context under the service's request limits, across all
+// replicas of all workers. KSeF counts requests per context in three sliding windows at once
+// (second, minute, hour) and answers 429 past any of them; repeated 429s lengthen a lock-out, so
+// the pipeline must not rely on 429s to find the limit.
+//
+// The limiter keeps, per context and operation, a log of the instants at which requests were
+// granted, in a shared store (JetStream KV in production) updated with compare-and-set, so that
+// replicas never grant more than the limit between them. A request is granted only when each
+// window holds fewer than its limit; entries count for their window plus a margin, because KSeF
+// stamps a request when it arrives, a little after it was granted here. A 429 that still comes
+// records a pause that every replica honours.
+package ratelimit
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
+)
+
+// ErrConflict is returned by Store.Update when the value changed since it was read.
+var ErrConflict = errors.New("ratelimit: concurrent update")
+
+// Store is a shared key-value store with compare-and-set. Get of a missing key returns a nil
+// value and revision 0; Update with revision 0 creates the key.
+type Store interface {
+	Get(ctx context.Context, key string) (value []byte, revision uint64, err error)
+	Update(ctx context.Context, key string, value []byte, revision uint64) error
+}
+
+// Config sets the limits and how close to them the limiter goes.
+type Config struct {
+	Limits ksef.Limits
+	// Margin is added to each window when counting (network delay and clock skew between the
+	// replicas and KSeF). Default 2 s.
+	Margin time.Duration
+	// Headroom is the share of each limit used, in (0, 1]; default 1.
+	Headroom float64
+	Now      func() time.Time
+	Sleep    func(ctx context.Context, d time.Duration) error
+}
+
+// Limiter grants requests for many contexts.
+type Limiter struct {
+	store Store
+	cfg   Config
+}
+
+// New returns a limiter over store.
+func New(store Store, cfg Config) *Limiter {
+	if cfg.Margin == 0 {
+		cfg.Margin = 2 * time.Second
+	}
+	if cfg.Headroom <= 0 || cfg.Headroom > 1 {
+		cfg.Headroom = 1
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = func(ctx context.Context, d time.Duration) error {
+			t := time.NewTimer(d)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+				return nil
+			}
+		}
+	}
+	return &Limiter{store: store, cfg: cfg}
+}
+
+// For returns the ksef.Limiter of one context (a seller NIP).
+func (l *Limiter) For(contextNIP string) ksef.Limiter { return contextLimiter{l, contextNIP} }
+
+type contextLimiter struct {
+	l   *Limiter
+	nip string
+}
+
+func (c contextLimiter) Wait(ctx context.Context, op ksef.Operation) error {
+	return c.l.Wait(ctx, c.nip, op)
+}
+
+func (c contextLimiter) Throttled(ctx context.Context, op ksef.Operation, retryAfter time.Duration) {
+	// Best effort: if the store is down the next Wait fails anyway.
+	_ = c.l.Throttled(ctx, c.nip, op, retryAfter)
+}
+
+func key(nip string, op ksef.Operation) string { return nip + "." + string(op) }
+
+// limits are the effective limits of op: the configured ones times Headroom.
+func (l *Limiter) limits(op ksef.Operation) ([3]int, bool) {
+	w, ok := l.cfg.Limits[op]
+	if !ok {
+		return [3]int{}, false
+	}
+	if l.cfg.Headroom < 1 {
+		w = w.Scale(l.cfg.Headroom)
+	}
+	return w.Limits(), true
+}
+
+// Wait blocks until a request of op in the context may be sent, and records it.
+func (l *Limiter) Wait(ctx context.Context, nip string, op ksef.Operation) error {
+	for {
+		d, err := l.Reserve(ctx, nip, op)
+		if err != nil {
+			return err
+		}
+		if d == 0 {
+			return nil
+		}
+		if err := l.cfg.Sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+}
+
+// Reserve records a request of op when one may be sent now and returns 0; otherwise it records
+// nothing and returns how long to wait before asking again.
+func (l *Limiter) Reserve(ctx context.Context, nip string, op ksef.Operation) (time.Duration, error) {
+	limits, limited := l.limits(op)
+	if !limited {
+		return 0, nil
+	}
+	k := key(nip, op)
+	for {
+		raw, rev, err := l.store.Get(ctx, k)
+		if err != nil {
+			return 0, fmt.Errorf("ratelimit: reading %s: %w", k, err)
+		}
+		st, err := decode(raw)
+		if err != nil {
+			return 0, fmt.Errorf("ratelimit: %s: %w", k, err)
+		}
+		now := l.cfg.Now()
+		st.prune(now, l.cfg.Margin)
+		if wait := st.wait(now, limits, l.cfg.Margin); wait > 0 {
+			return wait, nil
+		}
+		st.grants = append(st.grants, now.UnixMilli())
+		err = l.store.Update(ctx, k, st.encode(), rev)
+		if errors.Is(err, ErrConflict) {
+			continue // another replica granted one meanwhile: count again
+		}
+		if err != nil {
+			return 0, fmt.Errorf("ratelimit: writing %s: %w", k, err)
+		}
+		return 0, nil
+	}
+}
+
+// Throttled records that KSeF answered 429 to op: no replica sends op for the context until
+// retryAfter has passed (at least one second).
+func (l *Limiter) Throttled(ctx context.Context, nip string, op ksef.Operation, retryAfter time.Duration) error {
+	retryAfter = max(retryAfter, time.Second)
+	k := key(nip, op)
+	for {
+		raw, rev, err := l.store.Get(ctx, k)
+		if err != nil {
+			return err
+		}
+		st, err := decode(raw)
+		if err != nil {
+			return err
+		}
+		until := l.cfg.Now().Add(retryAfter).UnixMilli()
+		if st.pausedUntil >= until {
+			return nil
+		}
+		st.pausedUntil = until
+		if err := l.store.Update(ctx, k, st.encode(), rev); !errors.Is(err, ErrConflict) {
+			return err
+		}
+	}
+}
+
+// state is the shared record of one context and operation.
+type state struct {
+	pausedUntil int64   // unix ms; 0 when not paused
+	grants      []int64 // unix ms of granted requests, ascending
+}
+
+var errCorrupt = errors.New("corrupt limiter state")
+
+// encode: pausedUntil, then the grants, each as a big-endian int64.
+func (s state) encode() []byte {
+	b := make([]byte, 8*(1+len(s.grants)))
+	binary.BigEndian.PutUint64(b, uint64(s.pausedUntil))
+	for i, g := range s.grants {
+		binary.BigEndian.PutUint64(b[8*(i+1):], uint64(g))
+	}
+	return b
+}
+
+func decode(b []byte) (state, error) {
+	if len(b) == 0 {
+		return state{}, nil
+	}
+	if len(b)%8 != 0 {
+		return state{}, errCorrupt
+	}
+	s := state{pausedUntil: int64(binary.BigEndian.Uint64(b)), grants: make([]int64, 0, len(b)/8)}
+	for i := 8; i < len(b); i += 8 {
+		s.grants = append(s.grants, int64(binary.BigEndian.Uint64(b[i:])))
+	}
+	return s, nil
+}
+
+// prune drops grants that no window counts any more.
+func (s *state) prune(now time.Time, margin time.Duration) {
+	oldest := now.Add(-ksef.Spans[2] - margin).UnixMilli()
+	i, _ := slices.BinarySearch(s.grants, oldest+1)
+	s.grants = s.grants[i:]
+}
+
+// wait is how long until one more grant fits every window, 0 if it fits now.
+func (s *state) wait(now time.Time, limits [3]int, margin time.Duration) time.Duration {
+	nowMs := now.UnixMilli()
+	var wait int64
+	if s.pausedUntil > nowMs {
+		wait = s.pausedUntil - nowMs
+	}
+	for i, limit := range limits {
+		if limit <= 0 {
+			continue
+		}
+		span := (ksef.Spans[i] + margin).Milliseconds()
+		// Grants within the window (nowMs-span, nowMs].
+		from, _ := slices.BinarySearch(s.grants, nowMs-span+1)
+		inWindow := len(s.grants) - from
+		if inWindow < limit {
+			continue
+		}
+		// The window frees a slot when the grant limit-th from the end leaves it.
+		leaving := s.grants[len(s.grants)-limit]
+		wait = max(wait, leaving+span-nowMs)
+	}
+	if wait <= 0 {
+		return 0
+	}
+	return time.Duration(wait) * time.Millisecond
+}
