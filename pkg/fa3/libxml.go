@@ -1,0 +1,252 @@
+package fa3
+
+/*
+#cgo pkg-config: libxml-2.0
+#include <stdlib.h>
+#include <string.h>
+#include <libxml/parser.h>
+#include <libxml/parserInternals.h>
+#include <libxml/xmlerror.h>
+#include <libxml/xmlschemas.h>
+#include <libxml/c14n.h>
+
+// fa3_err receives the first error of one operation. The error callbacks
+// below are plain C functions writing into it, so no Go code runs inside
+// libxml2 and no global error handler is touched.
+typedef struct {
+	int set;
+	int line;
+	char msg[1024];
+	char root_ns[512];
+	char root_name[128];
+} fa3_err;
+
+static void fa3_record(fa3_err *r, xmlErrorPtr e) {
+	if (r == NULL || e == NULL || r->set || e->level < XML_ERR_ERROR) {
+		return;
+	}
+	r->set = 1;
+	r->line = e->line;
+	const char *m = e->message != NULL ? e->message : "unknown error";
+	strncpy(r->msg, m, sizeof r->msg - 1);
+	r->msg[sizeof r->msg - 1] = 0;
+}
+
+static void fa3_set(fa3_err *r, const char *m) {
+	if (r->set) {
+		return;
+	}
+	r->set = 1;
+	strncpy(r->msg, m, sizeof r->msg - 1);
+	r->msg[sizeof r->msg - 1] = 0;
+}
+
+// Schema contexts pass the fa3_err given to xmlSchemaSet*StructuredErrors.
+static void fa3_schema_error(void *ctx, xmlErrorPtr e) {
+	fa3_record((fa3_err *)ctx, e);
+}
+
+// Parser contexts pass the parser context itself (ctxt->userData); the
+// fa3_err hangs off its _private field.
+static void fa3_parser_error(void *ctx, xmlErrorPtr e) {
+	xmlParserCtxtPtr p = (xmlParserCtxtPtr)ctx;
+	fa3_record(p != NULL ? (fa3_err *)p->_private : NULL, e);
+}
+
+// No network, no entity substitution, no DTD loading, no huge documents;
+// big line numbers so that errors past line 65535 are reported right.
+static const int fa3_parse_options = XML_PARSE_NONET | XML_PARSE_NOWARNING | XML_PARSE_BIG_LINES;
+
+// fa3_parse parses buf into a document, or returns NULL with err set.
+static xmlDocPtr fa3_parse(const char *buf, int len, fa3_err *err) {
+	xmlParserCtxtPtr ctxt = xmlCreateMemoryParserCtxt(buf, len);
+	if (ctxt == NULL) {
+		fa3_set(err, "cannot create parser context");
+		return NULL;
+	}
+	xmlCtxtUseOptions(ctxt, fa3_parse_options);
+	ctxt->_private = err;
+	if (ctxt->sax != NULL) {
+		ctxt->sax->serror = fa3_parser_error;
+	}
+	xmlParseDocument(ctxt);
+	xmlDocPtr doc = ctxt->myDoc;
+	int ok = ctxt->wellFormed;
+	ctxt->myDoc = NULL;
+	ctxt->_private = NULL;
+	if (!ok || doc == NULL) {
+		fa3_set(err, "document is not well-formed");
+		if (doc != NULL) {
+			xmlFreeDoc(doc);
+		}
+		doc = NULL;
+	}
+	xmlFreeParserCtxt(ctxt);
+	return doc;
+}
+
+enum { FA3_OK = 0, FA3_NOT_WELL_FORMED = 1, FA3_WRONG_ROOT = 2, FA3_INVALID = 3, FA3_INTERNAL = 4 };
+
+// fa3_check parses buf, checks that the root element is {ns}Faktura and, if
+// schema is not NULL, validates the document against it.
+static int fa3_check(xmlSchemaPtr schema, const char *buf, int len, const char *ns, fa3_err *err) {
+	xmlDocPtr doc = fa3_parse(buf, len, err);
+	if (doc == NULL) {
+		return FA3_NOT_WELL_FORMED;
+	}
+	xmlNodePtr root = xmlDocGetRootElement(doc);
+	if (root == NULL) {
+		xmlFreeDoc(doc);
+		fa3_set(err, "document has no root element");
+		return FA3_NOT_WELL_FORMED;
+	}
+	const char *rns = (root->ns != NULL && root->ns->href != NULL) ? (const char *)root->ns->href : "";
+	if (strcmp(rns, ns) != 0 || strcmp((const char *)root->name, "Faktura") != 0) {
+		strncpy(err->root_ns, rns, sizeof err->root_ns - 1);
+		strncpy(err->root_name, (const char *)root->name, sizeof err->root_name - 1);
+		err->line = xmlGetLineNo(root);
+		xmlFreeDoc(doc);
+		return FA3_WRONG_ROOT;
+	}
+	if (schema == NULL) {
+		xmlFreeDoc(doc);
+		return FA3_OK;
+	}
+	xmlSchemaValidCtxtPtr vctxt = xmlSchemaNewValidCtxt(schema);
+	if (vctxt == NULL) {
+		xmlFreeDoc(doc);
+		fa3_set(err, "cannot create schema validation context");
+		return FA3_INTERNAL;
+	}
+	xmlSchemaSetValidStructuredErrors(vctxt, fa3_schema_error, err);
+	int rc = xmlSchemaValidateDoc(vctxt, doc);
+	xmlSchemaFreeValidCtxt(vctxt);
+	xmlFreeDoc(doc);
+	if (rc == 0) {
+		return FA3_OK;
+	}
+	if (rc > 0) {
+		fa3_set(err, "document is not valid against the FA(3) schema");
+		return FA3_INVALID;
+	}
+	fa3_set(err, "schema validation failed internally");
+	return FA3_INTERNAL;
+}
+
+// fa3_load_schema compiles the schema held in buf.
+static xmlSchemaPtr fa3_load_schema(const char *buf, int len, fa3_err *err) {
+	xmlSchemaParserCtxtPtr pctxt = xmlSchemaNewMemParserCtxt(buf, len);
+	if (pctxt == NULL) {
+		fa3_set(err, "cannot create schema parser context");
+		return NULL;
+	}
+	xmlSchemaSetParserStructuredErrors(pctxt, fa3_schema_error, err);
+	xmlSchemaPtr schema = xmlSchemaParse(pctxt);
+	xmlSchemaFreeParserCtxt(pctxt);
+	if (schema == NULL) {
+		fa3_set(err, "cannot compile the schema");
+	}
+	return schema;
+}
+
+// fa3_c14n writes the exclusive canonical form (without comments) of buf
+// to *out, returning its length or -1 with err set.
+static int fa3_c14n(const char *buf, int len, xmlChar **out, fa3_err *err) {
+	xmlDocPtr doc = fa3_parse(buf, len, err);
+	if (doc == NULL) {
+		return -1;
+	}
+	int n = xmlC14NDocDumpMemory(doc, NULL, XML_C14N_EXCLUSIVE_1_0, NULL, 0, out);
+	xmlFreeDoc(doc);
+	if (n < 0) {
+		fa3_set(err, "canonicalization failed");
+	}
+	return n;
+}
+
+static void fa3_free(void *p) {
+	xmlFree(p);
+}
+*/
+import "C"
+
+import (
+	"strings"
+	"sync"
+	"unsafe"
+)
+
+// initOnce runs xmlInitParser once, before any concurrent use of libxml2, as
+// its documentation requires for multi-threaded programs.
+var initOnce sync.Once
+
+func initLibxml() { initOnce.Do(func() { C.xmlInitParser() }) }
+
+// cErr converts the C error record into its message and line.
+func cErr(e *C.fa3_err) (string, int) {
+	msg := strings.TrimSpace(C.GoString(&e.msg[0]))
+	return msg, int(e.line)
+}
+
+// bytesPtr returns a C view of data, which must be non-empty. libxml2 only
+// reads it during the call and keeps no reference.
+func bytesPtr(data []byte) *C.char { return (*C.char)(unsafe.Pointer(&data[0])) }
+
+// xmlCheck parses data with libxml2, checks the root element and, with a
+// non-nil schema, validates. data must have passed precheck.
+func xmlCheck(schema *C.xmlSchema, data []byte) *ValidationError {
+	initLibxml()
+	var e C.fa3_err
+	ns := C.CString(Namespace)
+	defer C.free(unsafe.Pointer(ns))
+	rc := C.fa3_check(schema, bytesPtr(data), C.int(len(data)), ns, &e)
+	msg, line := cErr(&e)
+	switch rc {
+	case C.FA3_OK:
+		return nil
+	case C.FA3_NOT_WELL_FORMED:
+		return &ValidationError{Kind: KindNotWellFormed, Line: line, Message: msg}
+	case C.FA3_WRONG_ROOT:
+		ve := checkRoot(C.GoString(&e.root_ns[0]), C.GoString(&e.root_name[0]))
+		if ve == nil { // cannot happen: C and Go agree on the rule
+			ve = verr(KindNotFA3, 0, "root element is not an FA(3) Faktura")
+		}
+		ve.Line = line
+		return ve
+	case C.FA3_INVALID:
+		// libxml2 qualifies every element name with the namespace; drop
+		// the FA(3) one, which is implied, to keep messages readable.
+		msg = strings.ReplaceAll(msg, "{"+Namespace+"}", "")
+		return &ValidationError{Kind: KindSchema, Line: line, Message: msg}
+	default:
+		return &ValidationError{Kind: KindSchema, Line: line, Message: "internal validation error: " + msg}
+	}
+}
+
+// loadSchema compiles an XSD held in memory.
+func loadSchema(xsd []byte) (*C.xmlSchema, error) {
+	initLibxml()
+	var e C.fa3_err
+	s := C.fa3_load_schema(bytesPtr(xsd), C.int(len(xsd)), &e)
+	if s == nil {
+		msg, line := cErr(&e)
+		return nil, &ValidationError{Kind: KindSchema, Line: line, Message: "loading schema: " + msg}
+	}
+	return s, nil
+}
+
+func freeSchema(s *C.xmlSchema) { C.xmlSchemaFree(s) }
+
+// c14n returns the exclusive canonical form of data (prechecked).
+func c14n(data []byte) ([]byte, error) {
+	initLibxml()
+	var e C.fa3_err
+	var out *C.xmlChar
+	n := C.fa3_c14n(bytesPtr(data), C.int(len(data)), &out, &e)
+	if n < 0 {
+		msg, line := cErr(&e)
+		return nil, &ValidationError{Kind: KindNotWellFormed, Line: line, Message: msg}
+	}
+	defer C.fa3_free(unsafe.Pointer(out))
+	return C.GoBytes(unsafe.Pointer(out), n), nil
+}
