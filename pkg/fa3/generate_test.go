@@ -54,11 +54,11 @@ func baseRequest() ksefapi.KsefInvoiceGenerateRequest {
 func TestGenerateComputesTotals(t *testing.T) {
 	req := baseRequest()
 	req.Lines = []ksefapi.InvoiceLine{
-		{Name: "A", Quantity: "3", UnitNetPrice: "19.99", VatRate: ksefapi.N23},      // 59.97
-		{Name: "B", Quantity: "0.1", UnitNetPrice: "0.3", VatRate: ksefapi.N23},      // 0.03
-		{Name: "C", Quantity: "1.5", UnitNetPrice: "0.333", VatRate: ksefapi.N8},     // 0.4995 -> 0.50
-		{Name: "D", Quantity: "2", UnitNetPrice: "10.005", VatRate: ksefapi.N5},      // 20.01
-		{Name: "E", Quantity: "1", UnitNetPrice: "100", VatRate: ksefapi.Zw},         // 100.00
+		{Name: "A", Quantity: "3", UnitNetPrice: "19.99", VatRate: ksefapi.N23},       // 59.97
+		{Name: "B", Quantity: "0.1", UnitNetPrice: "0.3", VatRate: ksefapi.N23},       // 0.03
+		{Name: "C", Quantity: "1.5", UnitNetPrice: "0.333", VatRate: ksefapi.N8},      // 0.4995 -> 0.50
+		{Name: "D", Quantity: "2", UnitNetPrice: "10.005", VatRate: ksefapi.N5},       // 20.01
+		{Name: "E", Quantity: "1", UnitNetPrice: "100", VatRate: ksefapi.Zw},          // 100.00
 		{Name: "F", Quantity: "7", UnitNetPrice: "0.10000001", VatRate: ksefapi.N0KR}, // 0.70000007 -> 0.70
 	}
 	out, err := Generate(req, fixedClock)
@@ -76,8 +76,8 @@ func TestGenerateComputesTotals(t *testing.T) {
 		"P_13_2": "0.50", "P_14_2": "0.04",
 		"P_13_3": "20.01", "P_14_3": "1.00",
 		"P_13_7": "100.00", "P_13_6_1": "0.70",
-		"P_15":   "196.05",
-		"line3":  "0.50",
+		"P_15":  "196.05",
+		"line3": "0.50",
 	}
 	got := map[string]string{
 		"P_13_1": f.P_13_1, "P_14_1": f.P_14_1, "P_13_2": f.P_13_2, "P_14_2": f.P_14_2,
@@ -155,7 +155,7 @@ func TestGenerateRoundTripTable(t *testing.T) {
 		"no-id":  func(p *ksefapi.Party) { p.Nip = nil },
 	}
 	payments := map[string]*ksefapi.Payment{
-		"none": nil,
+		"none":     nil,
 		"transfer": {Method: ptr(6), DueDate: ptr(day("2026-03-15")), BankAccount: ptr("PL61 1090 1014 0000 0712 1981 2874")},
 		"paid":     {Method: ptr(2), Paid: ptr(true)},
 	}
@@ -271,7 +271,9 @@ func TestGenerateRefuses(t *testing.T) {
 		{"bad payment method", func(r *ksefapi.KsefInvoiceGenerateRequest) { r.Payment = &ksefapi.Payment{Method: ptr(8)} }},
 		{"short bank account", func(r *ksefapi.KsefInvoiceGenerateRequest) { r.Payment = &ksefapi.Payment{BankAccount: ptr("123")} }},
 		{"bad currency", func(r *ksefapi.KsefInvoiceGenerateRequest) { r.Currency = "zł" }},
-		{"bad type", func(r *ksefapi.KsefInvoiceGenerateRequest) { r.InvoiceType = ptr(ksefapi.KsefInvoiceGenerateRequestInvoiceType("PRO")) }},
+		{"bad type", func(r *ksefapi.KsefInvoiceGenerateRequest) {
+			r.InvoiceType = ptr(ksefapi.KsefInvoiceGenerateRequestInvoiceType("PRO"))
+		}},
 		{"bad country", func(r *ksefapi.KsefInvoiceGenerateRequest) { r.Buyer.Address.CountryCode = "Polska" }},
 	}
 	for _, tt := range tests {
