@@ -605,3 +605,9 @@ func (inv *Invoice) IsCorrection() bool {
 	}
 	return false
 }
+
+// DuplicateKey identifies an invoice for duplicate detection as KSeF does:
+// seller NIP, invoice type and invoice number (P_2).
+func (inv *Invoice) DuplicateKey() string {
+	return inv.SellerNIP() + "|" + inv.InvoiceType() + "|" + inv.InvoiceNumber()
+}

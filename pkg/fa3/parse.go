@@ -11,6 +11,7 @@ import (
 var (
 	utf16BOMBE = []byte{0xFE, 0xFF}
 	utf16BOMLE = []byte{0xFF, 0xFE}
+	utf8BOM    = []byte{0xEF, 0xBB, 0xBF}
 	// encodingDecl matches the encoding pseudo-attribute of the XML declaration.
 	encodingDecl = regexp.MustCompile(`^\s*<\?xml[^>]*?encoding\s*=\s*["']([^"']*)["']`)
 )
@@ -26,7 +27,7 @@ func precheck(data []byte) *ValidationError {
 	if bytes.HasPrefix(data, utf16BOMBE) || bytes.HasPrefix(data, utf16BOMLE) || bytes.IndexByte(data, 0) >= 0 {
 		return verr(KindNotWellFormed, 1, "document is not UTF-8 encoded")
 	}
-	if m := encodingDecl.FindSubmatch(bytes.TrimPrefix(data, []byte("\xEF\xBB\xBF"))); m != nil {
+	if m := encodingDecl.FindSubmatch(bytes.TrimPrefix(data, utf8BOM)); m != nil {
 		enc := string(bytes.ToUpper(m[1]))
 		if enc != "UTF-8" && enc != "UTF8" {
 			return verr(KindNotWellFormed, 1, "unsupported encoding %q: FA(3) documents must be UTF-8", m[1])
@@ -59,6 +60,8 @@ func Parse(data []byte) (*Invoice, error) {
 // decode parses data (already prechecked) with encoding/xml, which expands
 // no entities beyond the five predefined ones.
 func decode(data []byte) (*Invoice, error) {
+	// encoding/xml does not skip a UTF-8 byte order mark; libxml2 does.
+	data = bytes.TrimPrefix(data, utf8BOM)
 	d := xml.NewDecoder(bytes.NewReader(data))
 	d.Strict = true
 	var root *xml.StartElement

@@ -118,3 +118,22 @@ func TestParseRefuses(t *testing.T) {
 		t.Errorf("minimal document: %v", err)
 	}
 }
+
+func TestDuplicateKey(t *testing.T) {
+	a, err := Parse(readSample(t, "valid", "podstawowa-FA_3_Przyklad_2.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Parse(readSample(t, "valid", "qr_test-nip.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.DuplicateKey() == "" || a.DuplicateKey() == b.DuplicateKey() && a.InvoiceNumber() != b.InvoiceNumber() {
+		t.Fatalf("keys %q %q", a.DuplicateKey(), b.DuplicateKey())
+	}
+	c := *a
+	c.Fa.P_2 = a.Fa.P_2 + "x"
+	if c.DuplicateKey() == a.DuplicateKey() {
+		t.Fatal("different numbers give the same key")
+	}
+}

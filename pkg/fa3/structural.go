@@ -93,7 +93,7 @@ func structuralCheck(data []byte) *ValidationError {
 		text     bytes.Buffer
 		children map[string]bool
 	}
-	d := xml.NewDecoder(bytes.NewReader(data))
+	d := xml.NewDecoder(bytes.NewReader(bytes.TrimPrefix(data, utf8BOM)))
 	d.Strict = true
 	var stack []*frame
 	path := func() string {

@@ -65,33 +65,28 @@ type Result struct {
 	Invoice         *Invoice // the parsed document
 }
 
-// ErrNoSchema is wrapped by the error NewValidator returns alongside a
-// fallback-mode Validator when schemaDir holds no schema.
-var ErrNoSchema = errors.New("fa3: FA(3) schema not found, falling back to structural checks")
-
 // NewValidator loads and compiles the FA(3) schema from schemaDir, the FA
 // directory holding schemat_FA(3)_v1-0E.xsd and bazowe/. The main schema
 // imports its shared types by http URL; that import is pointed at the local
 // copy in bazowe/, so nothing is ever fetched from the network.
 //
 // When schemaDir is "" or does not exist, NewValidator returns a Validator
-// in fallback mode (structural checks only, SchemaValidated false) together
-// with an error wrapping ErrNoSchema, so that callers can warn loudly and
-// carry on. Any other error (unreadable or broken schema) returns a nil
-// Validator.
+// in fallback mode (structural checks only) and a nil error; it logs
+// nothing, so callers must check SchemaValidated and warn loudly. Any other
+// problem (unreadable, incomplete or broken schema) is an error.
 func NewValidator(schemaDir string, opts ...Option) (*Validator, error) {
 	v := &Validator{maxSize: DefaultMaxSize}
 	for _, o := range opts {
 		o(v)
 	}
 	if schemaDir == "" {
-		return v, fmt.Errorf("%w (no schema directory configured)", ErrNoSchema)
+		return v, nil
+	}
+	if _, err := os.Stat(schemaDir); errors.Is(err, fs.ErrNotExist) {
+		return v, nil
 	}
 	main := filepath.Join(schemaDir, MainSchemaFile)
 	xsd, err := os.ReadFile(main)
-	if errors.Is(err, fs.ErrNotExist) {
-		return v, fmt.Errorf("%w (%s)", ErrNoSchema, main)
-	}
 	if err != nil {
 		return nil, fmt.Errorf("fa3: reading schema: %w", err)
 	}

@@ -26,8 +26,8 @@ func newXSDValidator(t testing.TB, opts ...Option) *Validator {
 func newFallbackValidator(t testing.TB) *Validator {
 	t.Helper()
 	v, err := NewValidator("")
-	if !errors.Is(err, ErrNoSchema) {
-		t.Fatalf("NewValidator(\"\") err = %v, want ErrNoSchema", err)
+	if err != nil {
+		t.Fatalf("NewValidator(\"\"): %v", err)
 	}
 	if v == nil || v.SchemaValidated() {
 		t.Fatal("want a fallback validator")
@@ -217,7 +217,15 @@ func TestValidateCanceledContext(t *testing.T) {
 
 func TestNewValidatorMissingDir(t *testing.T) {
 	v, err := NewValidator(filepath.Join(t.TempDir(), "nope"))
-	if !errors.Is(err, ErrNoSchema) || v == nil || v.SchemaValidated() {
+	if err != nil || v == nil || v.SchemaValidated() {
+		t.Fatalf("v = %v, err = %v", v, err)
+	}
+}
+
+func TestNewValidatorEmptyDir(t *testing.T) {
+	// An existing directory without the schema is a misconfiguration, not
+	// a request for the fallback.
+	if v, err := NewValidator(t.TempDir()); err == nil || v != nil {
 		t.Fatalf("v = %v, err = %v", v, err)
 	}
 }
@@ -227,7 +235,7 @@ func TestNewValidatorBrokenSchema(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, MainSchemaFile), []byte("<xsd:schema"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := NewValidator(dir); err == nil || errors.Is(err, ErrNoSchema) || v != nil {
+	if v, err := NewValidator(dir); err == nil || v != nil {
 		t.Fatalf("v = %v, err = %v", v, err)
 	}
 }
@@ -246,5 +254,34 @@ func TestValidatorClose(t *testing.T) {
 	res, err := v.Validate(context.Background(), readSample(t, "valid", "podstawowa-FA_3_Przyklad_1.xml"))
 	if err != nil || res.SchemaValidated {
 		t.Fatalf("res = %+v, err = %v", res, err)
+	}
+}
+
+func TestValidateEdgeInputs(t *testing.T) {
+	v := newXSDValidator(t)
+	data := readSample(t, "valid", "podstawowa-FA_3_Przyklad_1.xml")
+	hint := bytes.Replace(data, []byte(`<Faktura xmlns=`), []byte(`<Faktura xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="`+Namespace+` file:///nonexistent/evil.xsd" xmlns=`), 1)
+	if bytes.Equal(hint, data) {
+		t.Fatal("sample changed: cannot add the schema hint")
+	}
+	tests := []struct {
+		name string
+		in   []byte
+		kind ErrorKind // 0: accepted
+	}{
+		{"utf-8 BOM", append([]byte("\xEF\xBB\xBF"), data...), 0},
+		{"schema location hints are ignored", hint, 0},
+		{"xml 1.1", bytes.Replace(data, []byte(`version="1.0"`), []byte(`version="1.1"`), 1), KindNotWellFormed},
+		{"utf-16", append([]byte{0xFF, 0xFE}, data...), KindNotWellFormed},
+		{"entity declaration hidden in CDATA is still refused", bytes.Replace(data, []byte("</Faktura>"), []byte("<![CDATA[<!ENTITY]]></Faktura>"), 1), KindDTD},
+		{"character reference is fine", bytes.Replace(data, []byte("Samplofaktur"), []byte("Sampl&#243;faktur"), 1), 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := v.Validate(context.Background(), tt.in)
+			if k := KindOf(err); k != tt.kind {
+				t.Fatalf("kind = %v, want %v (%v)", k, tt.kind, err)
+			}
+		})
 	}
 }
