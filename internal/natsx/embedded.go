@@ -1,0 +1,46 @@
+package natsx
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// EmbeddedOptions configures [RunEmbedded].
+type EmbeddedOptions struct {
+	Dir  string // JetStream file storage; required
+	Host string // default 127.0.0.1
+	Port int    // -1 picks a free port; 0 means 4222
+}
+
+// RunEmbedded starts a real nats-server with JetStream inside this process
+// and waits until it accepts connections. Its URL is s.ClientURL(); stop it
+// with s.Shutdown() and s.WaitForShutdown().
+func RunEmbedded(opts EmbeddedOptions) (*server.Server, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("natsx: embedded server needs a storage directory")
+	}
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	s, err := server.NewServer(&server.Options{
+		ServerName: "ksef-pipeline-embedded",
+		Host:       opts.Host,
+		Port:       opts.Port,
+		JetStream:  true,
+		StoreDir:   opts.Dir,
+		NoSigs:     true,
+		NoLog:      true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsx: embedded server: %w", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		s.Shutdown()
+		return nil, errors.New("natsx: embedded server not ready after 10s")
+	}
+	return s, nil
+}

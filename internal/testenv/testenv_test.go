@@ -1,0 +1,63 @@
+package testenv
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func TestMain(m *testing.M) { Main(m) }
+
+func TestRepoRoot(t *testing.T) {
+	root := RepoRoot(t)
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "internal", "testenv", "testenv.go")); err != nil {
+		t.Fatalf("root %s is not this repository: %v", root, err)
+	}
+}
+
+func TestSchemaDir(t *testing.T) {
+	d := SchemaDir(t)
+	matches, _ := filepath.Glob(filepath.Join(d, "*.xsd"))
+	if len(matches) == 0 {
+		t.Fatalf("no XSD in %s", d)
+	}
+}
+
+func TestNATS(t *testing.T) {
+	_, url := NATS(t)
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.AccountInfo(t.Context()); err != nil {
+		t.Fatalf("JetStream not enabled: %v", err)
+	}
+}
+
+func TestMinIO(t *testing.T) {
+	endpoint, _, _ := MinIO(t)
+	// A second call returns the same server.
+	if again, _, _ := MinIO(t); again != endpoint {
+		t.Fatalf("second server %s, first %s", again, endpoint)
+	}
+	resp, err := http.Get("http://" + endpoint + "/minio/health/ready")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("health: %s", resp.Status)
+	}
+}
