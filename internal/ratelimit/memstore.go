@@ -26,12 +26,12 @@ func (m *MemStore) Get(_ context.Context, key string) ([]byte, uint64, error) {
 	return e.value, e.rev, nil
 }
 
-func (m *MemStore) Update(_ context.Context, key string, value []byte, rev uint64) error {
+func (m *MemStore) Swap(_ context.Context, key string, value []byte, rev uint64) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.data[key].rev != rev {
-		return ErrConflict
+		return false, nil
 	}
 	m.data[key] = memEntry{value: value, rev: rev + 1}
-	return nil
+	return true, nil
 }

@@ -22,14 +22,12 @@ import (
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 )
 
-// ErrConflict is returned by Store.Update when the value changed since it was read.
-var ErrConflict = errors.New("ratelimit: concurrent update")
-
 // Store is a shared key-value store with compare-and-set. Get of a missing key returns a nil
-// value and revision 0; Update with revision 0 creates the key.
+// value and revision 0. Swap writes value only if the key is still at revision (0: absent) and
+// reports whether it did.
 type Store interface {
 	Get(ctx context.Context, key string) (value []byte, revision uint64, err error)
-	Update(ctx context.Context, key string, value []byte, revision uint64) error
+	Swap(ctx context.Context, key string, value []byte, revision uint64) (bool, error)
 }
 
 // Config sets the limits and how close to them the limiter goes.
@@ -146,14 +144,14 @@ func (l *Limiter) Reserve(ctx context.Context, nip string, op ksef.Operation) (t
 			return wait, nil
 		}
 		st.grants = append(st.grants, now.UnixMilli())
-		err = l.store.Update(ctx, k, st.encode(), rev)
-		if errors.Is(err, ErrConflict) {
-			continue // another replica granted one meanwhile: count again
-		}
+		swapped, err := l.store.Swap(ctx, k, st.encode(), rev)
 		if err != nil {
 			return 0, fmt.Errorf("ratelimit: writing %s: %w", k, err)
 		}
-		return 0, nil
+		if swapped {
+			return 0, nil
+		}
+		// Another replica granted one meanwhile: count again.
 	}
 }
 
@@ -176,7 +174,7 @@ func (l *Limiter) Throttled(ctx context.Context, nip string, op ksef.Operation, 
 			return nil
 		}
 		st.pausedUntil = until
-		if err := l.store.Update(ctx, k, st.encode(), rev); !errors.Is(err, ErrConflict) {
+		if swapped, err := l.store.Swap(ctx, k, st.encode(), rev); err != nil || swapped {
 			return err
 		}
 	}

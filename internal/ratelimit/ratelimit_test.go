@@ -131,7 +131,7 @@ func TestHeadroom(t *testing.T) {
 
 func TestCorruptState(t *testing.T) {
 	s := NewMemStore()
-	if err := s.Update(context.Background(), key("1", ksef.OpInvoiceSend), []byte{1, 2, 3}, 0); err != nil {
+	if ok, err := s.Swap(context.Background(), key("1", ksef.OpInvoiceSend), []byte{1, 2, 3}, 0); !ok || err != nil {
 		t.Fatal(err)
 	}
 	l := New(s, Config{Limits: ksef.ProductionLimits()})

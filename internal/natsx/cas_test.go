@@ -1,0 +1,80 @@
+package natsx_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/testenv"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func TestCASAgainstJetStream(t *testing.T) {
+	_, url := testenv.NATS(t)
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	kv, err := natsx.EnsureKV(ctx, js, "cas-test", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := natsx.NewCAS(kv)
+	v, rev, err := c.Get(ctx, "k")
+	if err != nil || v != nil || rev != 0 {
+		t.Fatalf("missing key: %q %d %v", v, rev, err)
+	}
+	if ok, err := c.Swap(ctx, "k", []byte("a"), 0); !ok || err != nil {
+		t.Fatalf("create: %v %v", ok, err)
+	}
+	if ok, err := c.Swap(ctx, "k", []byte("b"), 0); ok || err != nil {
+		t.Fatalf("second create must lose: %v %v", ok, err)
+	}
+	v, rev, _ = c.Get(ctx, "k")
+	if string(v) != "a" || rev == 0 {
+		t.Fatalf("got %q at %d", v, rev)
+	}
+	if ok, err := c.Swap(ctx, "k", []byte("c"), rev+5); ok || err != nil {
+		t.Fatalf("stale revision must lose: %v %v", ok, err)
+	}
+	if ok, err := c.Swap(ctx, "k", []byte("c"), rev); !ok || err != nil {
+		t.Fatalf("update: %v %v", ok, err)
+	}
+
+	// Concurrent increments through Swap never lose an update.
+	const n, workers = 50, 4
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range n {
+				for {
+					v, rev, err := c.Get(ctx, "counter")
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					next := append([]byte{}, v...)
+					next = append(next, 'x')
+					if ok, err := c.Swap(ctx, "counter", next, rev); err != nil {
+						t.Error(err)
+						return
+					} else if ok {
+						break
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	v, _, _ = c.Get(ctx, "counter")
+	if len(v) != n*workers {
+		t.Fatalf("counter = %d, want %d", len(v), n*workers)
+	}
+}
