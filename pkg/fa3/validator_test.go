@@ -285,3 +285,24 @@ func TestValidateEdgeInputs(t *testing.T) {
 		})
 	}
 }
+
+// TestNewValidatorUnusualPath loads the schema from a directory whose path
+// needs escaping in a URI (spaces, %, &, parentheses): the rewritten import
+// must still resolve to the local copy.
+func TestNewValidatorUnusualPath(t *testing.T) {
+	src := schemaDir(t)
+	dst := filepath.Join(t.TempDir(), "schemy 100% A&B (FA)")
+	if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		t.Fatal(err)
+	}
+	v, err := NewValidator(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.SchemaValidated() {
+		t.Fatal("fallback mode")
+	}
+	if _, err := v.Validate(context.Background(), readSample(t, "valid", "podstawowa-FA_3_Przyklad_5.xml")); err != nil {
+		t.Fatal(err)
+	}
+}
