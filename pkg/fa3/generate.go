@@ -118,6 +118,13 @@ func badRequest(format string, args ...any) error {
 // input wrap ErrInvalidRequest.
 func Generate(req ksefapi.KsefInvoiceGenerateRequest, opts ...GenerateOption) ([]byte, error) {
 	cfg := genConfig{now: time.Now, exemptionBasis: DefaultExemptionBasis}
+	// The request's own values come first; options override them.
+	if req.ExchangeRate != nil {
+		cfg.exchangeRateStr = *req.ExchangeRate
+	}
+	if req.ExemptionBasis != nil && strings.TrimSpace(*req.ExemptionBasis) != "" {
+		cfg.exemptionBasis = *req.ExemptionBasis
+	}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -416,6 +423,9 @@ func payment(req *ksefapi.KsefInvoiceGenerateRequest) (*Platnosc, error) {
 	p := &Platnosc{}
 	if pm.Paid != nil && *pm.Paid {
 		p.Zaplacono, p.DataZaplaty = "1", date(req.IssueDate)
+		if pm.PaidDate != nil && !pm.PaidDate.IsZero() {
+			p.DataZaplaty = date(*pm.PaidDate)
+		}
 	}
 	if pm.DueDate != nil && !pm.DueDate.IsZero() {
 		p.TerminPlatnosci = []TerminPlatnosci{{Termin: date(*pm.DueDate)}}

@@ -304,3 +304,34 @@ func TestGenerateWithValidator(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestGenerateTakesRateBasisAndPaidDateFromTheRequest(t *testing.T) {
+	req := baseRequest()
+	req.Currency = "EUR"
+	req.ExchangeRate = ptr("4.2500")
+	req.ExemptionBasis = ptr("art. 113 ust. 1 ustawy o VAT")
+	req.Lines = append(req.Lines, ksefapi.InvoiceLine{Name: "Usługa zwolniona", Quantity: "1", UnitNetPrice: "10", VatRate: "zw"})
+	req.Payment = &ksefapi.Payment{Paid: ptr(true), PaidDate: ptr(day("2026-02-03"))}
+	out, err := Generate(req, fixedClock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := Parse(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inv.Fa.P_14_1W == "" {
+		t.Error("no VAT in PLN (P_14_1W) although the request gives an exchange rate")
+	}
+	if !strings.Contains(string(out), "art. 113 ust. 1 ustawy o VAT") {
+		t.Error("the request's exemption basis is not in the invoice")
+	}
+	if inv.Fa.Platnosc == nil || inv.Fa.Platnosc.DataZaplaty != "2026-02-03" {
+		t.Errorf("payment date = %+v, want 2026-02-03", inv.Fa.Platnosc)
+	}
+	// An option still overrides the request.
+	out, err = Generate(req, fixedClock, WithExemptionBasis("art. 43 ust. 1 pkt 37"))
+	if err != nil || !strings.Contains(string(out), "art. 43 ust. 1 pkt 37") {
+		t.Errorf("WithExemptionBasis does not override: %v", err)
+	}
+}
