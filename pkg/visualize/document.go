@@ -1,7 +1,6 @@
 package visualize
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -303,7 +302,7 @@ func (b *builder) details() section {
 	fs = add(fs, lblIssuePlace, l, fa.P_1M)
 	fs = add(fs, lblSupplyDate, l, l.date(fa.P_6))
 	if o := fa.OkresFa; o != nil {
-		fs = add(fs, lblPeriod, l, fmt.Sprintf(l.tr(lblPeriodFmt), l.date(o.P_6_Od), l.date(o.P_6_Do)))
+		fs = add(fs, lblPeriod, l, l.trf(lblPeriodFmt, l.date(o.P_6_Od), l.date(o.P_6_Do)))
 	}
 	fs = add(fs, lblCurrency, l, fa.KodWaluty)
 	fs = add(fs, lblFxRateZ, l, l.quantity(fa.KursWalutyZ))
@@ -531,7 +530,7 @@ func (b *builder) lines() section {
 	if gross {
 		note = lblGrossPricesIn
 	}
-	notes = append(notes, fmt.Sprintf(l.tr(note), strings.TrimSpace(fa.KodWaluty)))
+	notes = append(notes, l.trf(note, strings.TrimSpace(fa.KodWaluty)))
 	if corrected {
 		notes = append(notes, l.tr(lblAfterCorr))
 	}
@@ -819,8 +818,10 @@ func (b *builder) payment() section {
 	switch {
 	case p.Zaplacono == "1":
 		fs = add(fs, lblPaymentInfo, l, l.tr(lblPaid))
-	case p.ZnacznikZaplatyCzesciowej == "1" || p.ZnacznikZaplatyCzesciowej == "2":
+	case p.ZnacznikZaplatyCzesciowej == "1":
 		fs = add(fs, lblPaymentInfo, l, l.tr(lblPaidPartially))
+	case p.ZnacznikZaplatyCzesciowej == "2":
+		fs = add(fs, lblPaymentInfo, l, l.tr(lblPaidInParts))
 	}
 	fs = add(fs, lblPaidDate, l, l.date(p.DataZaplaty))
 	fs = add(fs, lblPayForm, l, l.codeOpt(paymentForms, p.FormaPlatnosci))

@@ -21,6 +21,11 @@ func (l Language) tr(t text) string {
 	}
 }
 
+// trf is tr for a label with fmt verbs, formatting each language's text.
+func (l Language) trf(t text, args ...any) string {
+	return l.tr(text{fmt.Sprintf(t.pl, args...), fmt.Sprintf(t.en, args...)})
+}
+
 // pageLabel is the page footer, with total being the page count or an alias
 // for it.
 func (l Language) pageLabel(n int, total string) string {
@@ -189,6 +194,7 @@ var (
 	lblPaymentInfo   = text{"Informacja o płatności", "Payment status"}
 	lblPaid          = text{"Zapłacono", "Paid"}
 	lblPaidPartially = text{"Zapłacono częściowo", "Partially paid"}
+	lblPaidInParts   = text{"Zapłacono w całości w częściach", "Paid in full in instalments"}
 	lblPaidDate      = text{"Data zapłaty", "Payment date"}
 	lblPartialPays   = text{"Zapłaty częściowe", "Partial payments"}
 	lblPayForm       = text{"Forma płatności", "Payment method"}

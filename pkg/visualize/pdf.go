@@ -30,6 +30,7 @@ const (
 	sizeTableHdr = 6.9
 	sizeFooter   = 7.0
 	sizeURL      = 6.8
+	sizeQRLabel  = 7.0
 
 	ptToMM    = 25.4 / 72
 	leading   = 1.28 // line height / font size
@@ -588,7 +589,9 @@ func (p *pdfWriter) colWidths(t *table) []float64 {
 		if titleW <= 16 {
 			minW[i] = max(minW[i], titleW+2*cellPadX)
 		}
-		minW[i] = max(minW[i], min(titleW/3+2*cellPadX, 40))
+		for minW[i] < 40 && len(p.wrap(title, minW[i]-2*cellPadX)) > 3 {
+			minW[i]++
+		}
 		ws[i] = minW[i]
 	}
 	p.font("", sizeTable)
@@ -717,6 +720,10 @@ func (p *pdfWriter) drawRow(t *table, ws []float64, cells [][]cellLine, h float6
 	x := marginX
 	for i, c := range t.Cols {
 		y := p.y + cellPadY
+		if len(cells[i]) > 0 && cells[i][0].bold {
+			// Header cells are centred vertically too.
+			y += (h - 2*cellPadY - float64(len(cells[i]))*lineH(sizeTableHdr)) / 2
+		}
 		for _, ln := range cells[i] {
 			switch {
 			case ln.bold:
@@ -758,18 +765,28 @@ func (p *pdfWriter) drawRow(t *table, ws []float64, cells [][]cellLine, h float6
 
 func (p *pdfWriter) qrCodes() {
 	for _, q := range p.doc.QR {
+		// The label (a KSeF number is 35 characters) sets the width of the
+		// code's column; the hint and the link go to its right.
+		p.font("", sizeQRLabel)
+		label := p.wrap(q.Label, 60)
+		colW := qrSize
+		for _, ln := range label {
+			colW = max(colW, p.f.GetStringWidth(ln))
+		}
+		textW := p.width - colW - 6
 		p.font("", sizeText)
-		textW := p.width - qrSize - 6
 		hint := p.wrap(q.Hint, textW)
 		p.font("", sizeURL)
 		url := p.wrap(q.URL, textW)
-		h := lineH(sizeSection) + 6 + max(qrSize+lineH(sizeText)+2, float64(len(hint)+len(url))*lineH(sizeText))
+		labelH := float64(len(label)) * lineH(sizeQRLabel)
+		h := lineH(sizeSection) + 6 + max(qrSize+labelH+2, float64(len(hint)+len(url))*lineH(sizeText))
 		p.ensure(h)
 		p.sectionTitle(q.Title)
 
-		// The code: dark modules as filled squares, 4 modules of quiet zone
-		// come from the white page around it.
+		// The code: dark modules as filled squares (runs merged); the quiet
+		// zone is the white page around it.
 		y0 := p.y + 1
+		qx := marginX + (colW-qrSize)/2
 		mod := qrSize / float64(len(q.Modules))
 		p.f.SetFillColor(0, 0, 0)
 		for y, rowMods := range q.Modules {
@@ -781,17 +798,19 @@ func (p *pdfWriter) qrCodes() {
 				for x+run < len(rowMods) && rowMods[x+run] {
 					run++
 				}
-				p.f.Rect(marginX+float64(x)*mod, y0+float64(y)*mod, float64(run)*mod+0.01, mod+0.01, "F")
+				p.f.Rect(qx+float64(x)*mod, y0+float64(y)*mod, float64(run)*mod+0.01, mod+0.01, "F")
 				x += run - 1
 			}
 		}
-		p.font("", sizeText)
+		p.font("", sizeQRLabel)
 		p.color(colText)
-		for i, ln := range p.wrap(q.Label, qrSize+20) {
-			p.text(marginX-10, y0+qrSize+1.5+float64(i)*lineH(sizeText), qrSize+20, "C", ln)
+		ly := y0 + qrSize + 1.5
+		for _, ln := range label {
+			p.text(marginX, ly, colW, "C", ln)
+			ly += lineH(sizeQRLabel)
 		}
 
-		tx, ty := marginX+qrSize+6, y0
+		tx, ty := marginX+colW+6, y0
 		p.font("", sizeText)
 		for _, ln := range hint {
 			p.text(tx, ty, textW, "L", ln)
@@ -806,6 +825,6 @@ func (p *pdfWriter) qrCodes() {
 		}
 		p.f.LinkString(tx, y0, textW, ty-y0, q.URL)
 		p.color(colText)
-		p.y = max(y0+qrSize+lineH(sizeText)+3, ty+2)
+		p.y = max(ly+2, ty+2)
 	}
 }
