@@ -140,6 +140,10 @@ type InvoiceSubmitted struct {
 	Offline bool `msgpack:"offline"`
 	// Visualize asks for a PDF once KSeF accepts the invoice.
 	Visualize bool `msgpack:"visualize"`
+	// Resubmission counts how many times the pipeline itself sent this
+	// invoice back to the sender because KSeF cancelled its processing
+	// (status 405 or 550); 0 for the ERP's own submission.
+	Resubmission int `msgpack:"resubmission,omitempty"`
 }
 
 // InvoiceSent records that KSeF took the invoice into a session; its

@@ -459,3 +459,28 @@ func BenchmarkDecode(b *testing.B) {
 		}
 	}
 }
+
+func TestResubmissionGetsItsOwnMsgID(t *testing.T) {
+	first := &InvoiceSubmitted{InlineXML: []byte("<Faktura/>")}
+	first.InvoiceID, first.ContextNIP = "FV/1", "5261040828"
+	again := *first
+	again.Resubmission = 1
+	if MsgID(first) == MsgID(&again) {
+		t.Fatalf("a resubmission must not be deduplicated against the original: %s", MsgID(first))
+	}
+	same := *first
+	if MsgID(first) != MsgID(&same) {
+		t.Fatal("the same submission must keep its id")
+	}
+	data, err := Encode(&again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.(*InvoiceSubmitted).Resubmission != 1 {
+		t.Fatal("resubmission lost in transit")
+	}
+}

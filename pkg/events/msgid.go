@@ -46,7 +46,11 @@ func (e *InvoiceSubmitted) key() string {
 		h.Write([]byte("generate\x00"))
 		h.Write(e.Generate)
 	}
-	return join(e.ContextNIP, e.InvoiceID, hex.EncodeToString(h.Sum(nil)[:8]))
+	k := join(e.ContextNIP, e.InvoiceID, hex.EncodeToString(h.Sum(nil)[:8]))
+	if e.Resubmission > 0 {
+		k = join(k, "r"+strconv.Itoa(e.Resubmission))
+	}
+	return k
 }
 
 func (e *InvoiceSent) key() string { return join(e.ContextNIP, e.InvoiceID, e.KsefInvoiceID) }
