@@ -21,6 +21,7 @@ const (
 
 	sizeBrand    = 8.5
 	sizeTitle    = 17.0
+	sizeMinTitle = 11.0
 	sizeNumber   = 12.5
 	sizeSection  = 10.0
 	sizePartyTtl = 9.5
@@ -258,11 +259,20 @@ func (p *pdfWriter) header() {
 		p.text(marginX, y, leftW, "L", brand)
 	}
 	y += lineH(sizeBrand) + 3
-	p.font("B", sizeTitle)
-	p.color(colText)
-	for _, ln := range p.wrap(d.Title, leftW) {
-		p.text(marginX, y, leftW, "L", ln)
-		y += lineH(sizeTitle)
+	// The title takes one line beside the numbers, in a smaller size if
+	// need be; a title too long even for that goes below, full width.
+	title := p.fonts.clean(d.Title)
+	titleSize, titleBelow := sizeTitle, false
+	for p.font("B", titleSize); p.f.GetStringWidth(title) > leftW; p.font("B", titleSize) {
+		if titleSize -= 0.5; titleSize < sizeMinTitle {
+			titleSize, titleBelow = sizeTitle-3, true
+			break
+		}
+	}
+	if !titleBelow {
+		p.color(colText)
+		p.text(marginX, y, leftW, "L", title)
+		y += lineH(titleSize)
 	}
 	if d.Notice != "" {
 		p.font("B", sizeText)
@@ -297,7 +307,17 @@ func (p *pdfWriter) header() {
 	label(d.KSeFLabel)
 	value(d.KSeFNumber, sizeText+0.5)
 
-	p.y = max(y, ry) + 2.5
+	p.y = max(y, ry)
+	if titleBelow {
+		p.y += 1
+		p.font("B", titleSize)
+		p.color(colText)
+		for _, ln := range p.wrap(title, p.width) {
+			p.text(marginX, p.y, p.width, "L", ln)
+			p.y += lineH(titleSize)
+		}
+	}
+	p.y += 2.5
 	p.rule(marginX, p.y, marginX+p.width, colAccent, 0.5)
 	p.y += 2
 	p.color(colText)
