@@ -66,6 +66,12 @@ type Meta struct {
 	ContextNIP string `msgpack:"context_nip,omitempty"`
 }
 
+// Next returns the identity an event caused by this one inherits: its correlation id, invoice
+// id and context; the rest is the new event's own.
+func (m Meta) Next() Meta {
+	return Meta{CorrelationID: m.CorrelationID, InvoiceID: m.InvoiceID, ContextNIP: m.ContextNIP}
+}
+
 // Common returns m itself; it lets every event type satisfy Event by
 // embedding Meta.
 func (m *Meta) Common() *Meta { return m }
