@@ -4,9 +4,11 @@
 //
 //	go run ./pkg/visualize/internal/cmd/samples -out docs/img
 //
-// Each argument is lang:file (file relative to ../shared/ksef/samples/valid
-// from the repository root); without arguments the two documented samples
-// are rendered.
+// Each argument is lang:file[:ksefNumber] (file relative to
+// ../shared/ksef/samples/valid from the repository root); without a KSeF
+// number the QR code is labelled OFFLINE. Without arguments the two
+// documented samples are rendered: a basic invoice in Polish before it has
+// a KSeF number, and a correcting invoice in Polish and English with one.
 package main
 
 import (
@@ -32,14 +34,13 @@ func main() {
 
 var defaults = []string{
 	"pl:podstawowa-FA_3_Przyklad_1.xml",
-	"pl_en:korygujaca-FA_3_Przyklad_4.xml",
+	"pl_en:korygujaca-FA_3_Przyklad_4.xml:1234567890-20260228-0100A1B2C3D4-E9",
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("samples", flag.ContinueOnError)
 	out := fs.String("out", "docs/img", "output directory for PNGs")
 	keep := fs.Bool("keep", false, "keep the PDF and HTML next to the PNG")
-	ksef := fs.String("ksef", "", "KSeF number to print (default: none, the QR label reads OFFLINE)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -59,9 +60,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	for _, spec := range specs {
-		lang, file, ok := strings.Cut(spec, ":")
-		if !ok {
-			return fmt.Errorf("argument %q: want lang:file", spec)
+		parts := strings.SplitN(spec, ":", 3)
+		if len(parts) < 2 {
+			return fmt.Errorf("argument %q: want lang:file[:ksefNumber]", spec)
+		}
+		lang, file, ksef := parts[0], parts[1], ""
+		if len(parts) == 3 {
+			ksef = parts[2]
 		}
 		data, err := os.ReadFile(filepath.Join(root, "..", "shared", "ksef", "samples", "valid", file))
 		if err != nil {
@@ -69,7 +74,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 		base := "invoice-" + strings.TrimSuffix(strings.SplitN(file, "-", 2)[0], ".xml") + "-" + lang
 		pdfPath := filepath.Join(*out, base+".pdf")
-		opts := visualize.Options{Format: visualize.FormatPDF, Language: visualize.Language(lang), KsefNumber: *ksef}
+		opts := visualize.Options{Format: visualize.FormatPDF, Language: visualize.Language(lang), KsefNumber: ksef}
 		if err := renderTo(ctx, r, pdfPath, data, opts); err != nil {
 			return err
 		}
