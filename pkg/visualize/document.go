@@ -165,6 +165,9 @@ func (b *builder) address(a *fa3.Adres) string {
 			lines = append(lines, s)
 		}
 	}
+	if g := strings.TrimSpace(a.GLN); g != "" {
+		lines = append(lines, b.l.tr(lblGLN)+": "+g)
+	}
 	return strings.Join(lines, "\n")
 }
 
