@@ -162,12 +162,13 @@ var qrBaseURLs = map[string]string{
 // {base}/invoice/{sellerNIP}/{DD-MM-YYYY}/{SHA-256 as base64url without
 // padding}. env is "test", "demo" or "prod" (empty means test) or a base URL.
 func VerificationURL(env string, sellerNIP string, issueDate time.Time, invoiceSHA256 []byte) string {
-	base, ok := qrBaseURLs[strings.ToLower(strings.TrimSpace(env))]
-	if !ok {
-		base = strings.TrimRight(strings.TrimSpace(env), "/")
-	}
+	env = strings.TrimSpace(env)
 	if env == "" {
-		base = qrBaseURLs["test"]
+		env = "test"
+	}
+	base, ok := qrBaseURLs[strings.ToLower(env)]
+	if !ok {
+		base = strings.TrimRight(env, "/")
 	}
 	return base + "/invoice/" + sellerNIP + "/" + issueDate.Format("02-01-2006") + "/" +
 		base64.RawURLEncoding.EncodeToString(invoiceSHA256)
