@@ -74,16 +74,43 @@ func New(store Store, cfg Config) *Limiter {
 	return &Limiter{store: store, cfg: cfg}
 }
 
-// For returns the ksef.Limiter of one context (a seller NIP).
-func (l *Limiter) For(contextNIP string) ksef.Limiter { return contextLimiter{l, contextNIP} }
+// WaitError is returned by a context's limiter when the next slot is further away than the
+// caller wants to block (ksefInvoiceQueryStart allows 20 an hour): a worker snoozes its message
+// for Wait instead of holding a goroutine.
+type WaitError struct {
+	Op   ksef.Operation
+	Wait time.Duration
+}
+
+func (e *WaitError) Error() string {
+	return fmt.Sprintf("request limit of %s: next slot in %s", e.Op, e.Wait.Round(time.Second))
+}
+
+// For returns the ksef.Limiter of one context (a seller NIP). Its Wait blocks while the next slot
+// is at most maxWait away and returns a *WaitError otherwise; maxWait <= 0 always blocks.
+func (l *Limiter) For(contextNIP string, maxWait time.Duration) ksef.Limiter {
+	return contextLimiter{l, contextNIP, maxWait}
+}
 
 type contextLimiter struct {
-	l   *Limiter
-	nip string
+	l       *Limiter
+	nip     string
+	maxWait time.Duration
 }
 
 func (c contextLimiter) Wait(ctx context.Context, op ksef.Operation) error {
-	return c.l.Wait(ctx, c.nip, op)
+	for {
+		d, err := c.l.Reserve(ctx, c.nip, op)
+		if err != nil || d == 0 {
+			return err
+		}
+		if c.maxWait > 0 && d > c.maxWait {
+			return &WaitError{Op: op, Wait: d}
+		}
+		if err := c.l.cfg.Sleep(ctx, d); err != nil {
+			return err
+		}
+	}
 }
 
 func (c contextLimiter) Throttled(ctx context.Context, op ksef.Operation, retryAfter time.Duration) {

@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -147,4 +148,36 @@ func BenchmarkReserve(b *testing.B) {
 	for b.Loop() {
 		l.Reserve(ctx, "1", ksef.OpInvoiceStatus)
 	}
+}
+
+func TestForReturnsWaitErrorPastMaxWait(t *testing.T) {
+	now := time.Date(2026, 11, 25, 8, 0, 0, 0, time.UTC)
+	var slept []time.Duration
+	l := New(NewMemStore(), Config{Limits: ksef.ProductionLimits(), Now: func() time.Time { return now },
+		Sleep: func(_ context.Context, d time.Duration) error { slept = append(slept, d); now = now.Add(d); return nil }})
+	lim := l.For("1111111111", 5*time.Second)
+	ctx := context.Background()
+	for range 10 { // 10/s are free
+		if err := lim.Wait(ctx, ksef.OpInvoiceSend); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The 11th waits for the second window (about 3 s with the margin): within maxWait.
+	if err := lim.Wait(ctx, ksef.OpInvoiceSend); err != nil || len(slept) != 1 {
+		t.Fatalf("err %v, slept %v", err, slept)
+	}
+	for range 25 {
+		if err := lim.Wait(ctx, ksef.OpInvoiceSend); err != nil {
+			var we *WaitError
+			if !errors.As(err, &we) {
+				t.Fatal(err)
+			}
+			// 30 a minute spent: the next slot is about a minute away, past maxWait.
+			if we.Wait < 30*time.Second || we.Op != ksef.OpInvoiceSend {
+				t.Fatalf("WaitError %+v", we)
+			}
+			return
+		}
+	}
+	t.Fatal("30 sends within a minute were all let through without a WaitError")
 }
