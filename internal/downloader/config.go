@@ -89,72 +89,40 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Environment variable names read by [SettingsFromEnv].
+// Environment variable names read by [SettingsFromEnv]. KSeF itself (URL, tokens, limits) is
+// configured through ksefconn, storage through storage.ConfigFromEnv.
 const (
-	EnvAPIURL          = "KSEF_API_URL"
-	EnvTokens          = "KSEF_TOKENS"      // nip=token,nip=token
-	EnvTokensFile      = "KSEF_TOKENS_FILE" // one nip=token a line
 	EnvTempDir         = "KSEF_DOWNLOADER_TEMP_DIR"
 	EnvConcurrency     = "KSEF_DOWNLOADER_CONCURRENCY"
 	EnvPollInterval    = "KSEF_DOWNLOADER_POLL_INTERVAL"
 	EnvPollMaxInterval = "KSEF_DOWNLOADER_POLL_MAX_INTERVAL"
 	EnvPollBudget      = "KSEF_DOWNLOADER_POLL_BUDGET"
 	EnvOverlap         = "KSEF_DOWNLOADER_OVERLAP"
+	EnvMaxInvoiceSize  = "KSEF_DOWNLOADER_MAX_INVOICE_SIZE"
 	EnvMarksBucket     = "KSEF_DOWNLOADER_MARKS_BUCKET"
-	EnvMaxLimitWait    = "KSEF_DOWNLOADER_MAX_LIMIT_WAIT"
-	EnvLimitHeadroom   = "KSEF_LIMIT_HEADROOM"
-	EnvLimitMultiplier = "KSEF_LIMIT_MULTIPLIER"
 )
 
-// Settings are the service's settings beyond Config: where KSeF is, the tokens, how many queries
-// run at once, and the shared state.
+// Settings are the service's settings: Config plus how many queries run at once and where the
+// high-water marks live.
 type Settings struct {
 	Config
-	APIURL string
-	Tokens Tokens
-	// Concurrency is how many queries one replica runs at once (default 2).
+	// Concurrency is how many queries one replica runs at once (default 2). Each holds one
+	// decrypted part on disk and a few buffers in memory.
 	Concurrency int
 	// MarksBucket is the JetStream KV bucket of the incremental high-water marks.
 	MarksBucket string
-	// MaxLimitWait is the longest a handler blocks waiting for a request limit; past it the
-	// message is snoozed (default 30 s).
-	MaxLimitWait time.Duration
-	// LimitHeadroom is the share of KSeF's limits used (0..1], LimitMultiplier scales the
-	// production table (the test environment allows 10x).
-	LimitHeadroom   float64
-	LimitMultiplier float64
 }
 
 // Default service settings.
 const (
-	DefaultAPIURL       = "http://127.0.0.1:8089"
-	DefaultConcurrency  = 2
-	DefaultMarksBucket  = "ksef_download_marks"
-	DefaultMaxLimitWait = 30 * time.Second
+	DefaultConcurrency = 2
+	DefaultMarksBucket = "ksef_download_marks"
 )
 
-// String describes s without tokens.
-func (s Settings) String() string {
-	type plain Settings
-	p := plain(s)
-	p.Tokens = nil
-	return fmt.Sprintf("%+v tokens=%s", p, s.Tokens)
-}
-
-// GoString is String.
-func (s Settings) GoString() string { return s.String() }
-
-// SettingsFromEnv reads the downloader's variables (see the Env constants). Bucket names come
+// SettingsFromEnv reads the downloader's variables (see the Env constants); bucket names come
 // from storage.BucketsFromEnv. Durations are Go durations ("90s").
-func SettingsFromEnv(getenv func(string) string, readFile func(string) ([]byte, error)) (Settings, error) {
-	s := Settings{
-		APIURL:          getenv(EnvAPIURL),
-		Concurrency:     DefaultConcurrency,
-		MarksBucket:     getenv(EnvMarksBucket),
-		MaxLimitWait:    DefaultMaxLimitWait,
-		LimitHeadroom:   1,
-		LimitMultiplier: 1,
-	}
+func SettingsFromEnv(getenv func(string) string) (Settings, error) {
+	s := Settings{Concurrency: DefaultConcurrency, MarksBucket: getenv(EnvMarksBucket)}
 	s.TempDir = getenv(EnvTempDir)
 	var errs []error
 	wrap := func(name string, err error) {
@@ -170,7 +138,7 @@ func SettingsFromEnv(getenv func(string) string, readFile func(string) ([]byte, 
 		dst *time.Duration
 	}{
 		{EnvPollInterval, &s.PollInterval}, {EnvPollMaxInterval, &s.PollMaxInterval},
-		{EnvPollBudget, &s.PollBudget}, {EnvOverlap, &s.Overlap}, {EnvMaxLimitWait, &s.MaxLimitWait},
+		{EnvPollBudget, &s.PollBudget}, {EnvOverlap, &s.Overlap},
 	} {
 		if v := getenv(d.env); v != "" {
 			*d.dst, err = time.ParseDuration(v)
@@ -181,43 +149,12 @@ func SettingsFromEnv(getenv func(string) string, readFile func(string) ([]byte, 
 		s.Concurrency, err = strconv.Atoi(v)
 		wrap(EnvConcurrency, err)
 	}
-	for _, f := range []struct {
-		env string
-		dst *float64
-	}{{EnvLimitHeadroom, &s.LimitHeadroom}, {EnvLimitMultiplier, &s.LimitMultiplier}} {
-		if v := getenv(f.env); v != "" {
-			*f.dst, err = strconv.ParseFloat(v, 64)
-			wrap(f.env, err)
-		}
-	}
-	s.Tokens = Tokens{}
-	if v := getenv(EnvTokens); v != "" {
-		t, err := ParseTokens(v)
-		wrap(EnvTokens, err)
-		for k, v := range t {
-			s.Tokens[k] = v
-		}
-	}
-	if path := getenv(EnvTokensFile); path != "" {
-		raw, err := readFile(path)
-		if err != nil {
-			wrap(EnvTokensFile, err)
-		} else {
-			t, err := ParseTokens(string(raw))
-			wrap(EnvTokensFile, err)
-			for k, v := range t {
-				if _, dup := s.Tokens[k]; dup {
-					wrap(EnvTokensFile, fmt.Errorf("NIP %s is also in %s", k, EnvTokens))
-				}
-				s.Tokens[k] = v
-			}
-		}
+	if v := getenv(EnvMaxInvoiceSize); v != "" {
+		s.MaxInvoiceSize, err = strconv.ParseInt(v, 10, 64)
+		wrap(EnvMaxInvoiceSize, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Settings{}, err
-	}
-	if s.APIURL == "" {
-		s.APIURL = DefaultAPIURL
 	}
 	if s.MarksBucket == "" {
 		s.MarksBucket = DefaultMarksBucket
@@ -231,17 +168,8 @@ func (s Settings) Validate() error {
 	if err := s.Config.Validate(); err != nil {
 		return err
 	}
-	switch {
-	case len(s.Tokens) == 0:
-		return fmt.Errorf("downloader: no KSeF tokens (set %s or %s)", EnvTokens, EnvTokensFile)
-	case s.Concurrency < 1:
+	if s.Concurrency < 1 {
 		return fmt.Errorf("downloader: concurrency %d < 1", s.Concurrency)
-	case s.MaxLimitWait <= 0:
-		return errors.New("downloader: max limit wait must be positive")
-	case s.LimitHeadroom <= 0 || s.LimitHeadroom > 1:
-		return fmt.Errorf("downloader: limit headroom %v not in (0, 1]", s.LimitHeadroom)
-	case s.LimitMultiplier <= 0:
-		return fmt.Errorf("downloader: limit multiplier %v must be positive", s.LimitMultiplier)
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/ratelimit"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
@@ -35,7 +37,7 @@ type Publisher interface {
 // Deps are the Downloader's collaborators.
 type Deps struct {
 	// Clients returns the KSeF client of a context (its token and limiter). An error wrapping
-	// ErrUnknownContext dead-letters the query.
+	// ksefconn.ErrUnknownContext dead-letters the query.
 	Clients   func(ctx context.Context, nip string) (KSeF, error)
 	Store     storage.Store
 	Publisher Publisher
@@ -44,9 +46,6 @@ type Deps struct {
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
-
-// ErrUnknownContext: no token is configured for the query's context NIP.
-var ErrUnknownContext = errors.New("downloader: no KSeF token for the context")
 
 // SnoozeError asks for the message to come back after After: the query is not ready yet, or a
 // request limit says wait. The query's state (its KSeF query and key) stays in memory meanwhile.
@@ -68,7 +67,7 @@ type Downloader struct {
 	pub     Publisher
 	marks   *marks
 	now     func() time.Time
-	sleep   func(ctx context.Context, d time.Duration) error
+	sleep   func(ctx context.Context, d time.Duration) error // nil: a timer
 
 	mu     sync.Mutex
 	states map[string]*queryState // by event id of the query.requested
@@ -85,7 +84,7 @@ func New(cfg Config, deps Deps) (*Downloader, error) {
 	}
 	d := &Downloader{
 		cfg: cfg, clients: deps.Clients, store: deps.Store, pub: deps.Publisher,
-		now: deps.Now, sleep: sleepCtx, states: map[string]*queryState{},
+		now: deps.Now, states: map[string]*queryState{},
 	}
 	if deps.Marks != nil {
 		d.marks = &marks{cas: deps.Marks}
@@ -250,7 +249,7 @@ func (r *run) do(ctx context.Context) (*events.QueryCompleted, error) {
 	}
 	client, err := r.d.clients(ctx, req.ContextNIP)
 	if err != nil {
-		if errors.Is(err, ErrUnknownContext) {
+		if errors.Is(err, ksefconn.ErrUnknownContext) {
 			return nil, &RequestError{QueryID: req.QueryID, Reason: "no KSeF token configured for context " + req.ContextNIP}
 		}
 		return nil, err
@@ -404,7 +403,7 @@ func (r *run) poll(ctx context.Context, a *activeQuery) error {
 			return ctx.Err()
 		}
 		var ke *ksef.Error
-		var lw *LimitWaitError
+		var lw *ratelimit.WaitError
 		wait := a.delay
 		switch {
 		case errors.As(err, &lw):
@@ -425,7 +424,7 @@ func (r *run) poll(ctx context.Context, a *activeQuery) error {
 		if time.Until(deadline) < wait {
 			return &SnoozeError{After: wait, Reason: "KSeF query " + a.id + " is not ready"}
 		}
-		if err := r.d.sleep(ctx, wait); err != nil {
+		if err := sleepCtx(ctx, wait, r.d.sleep); err != nil {
 			return err
 		}
 	}
@@ -434,7 +433,7 @@ func (r *run) poll(ctx context.Context, a *activeQuery) error {
 // classify turns KSeF errors into the worker's outcomes: a request limit is a snooze, rejected
 // criteria a permanent failure, the rest a retry.
 func (r *run) classify(err error) error {
-	var lw *LimitWaitError
+	var lw *ratelimit.WaitError
 	if errors.As(err, &lw) {
 		return &SnoozeError{After: lw.Wait, Reason: lw.Error()}
 	}
@@ -473,8 +472,8 @@ func (r *run) part(ctx context.Context, a *activeQuery, pn string, no int) (part
 		info, err = r.d.store.Put(ctx, loc.Bucket, loc.Key, src, -1, storage.ObjectMeta{
 			ContentType: "application/octet-stream",
 			Metadata: map[string]string{
-				"context-nip": req.ContextNIP, "query-id": req.QueryID,
-				"ksef-query-id": a.id, "part-number": pn, "encrypted": "aes-256-cbc",
+				"context-nip": req.ContextNIP, storage.MetaQueryID: req.QueryID,
+				"ksef-query-id": a.id, "part-number": pn, "encryption": "aes-256-cbc",
 			},
 		})
 		return err
@@ -528,7 +527,10 @@ func (r *run) invoice(ctx context.Context, inv *archived) error {
 		if err != nil {
 			return fmt.Errorf("downloader: invoice %s in the package: %w", n, err)
 		}
-		meta := map[string]string{"ksef-number": n, "context-nip": req.ContextNIP, "subject-type": req.SubjectType}
+		meta := map[string]string{storage.MetaKsefNumber: n, "context-nip": req.ContextNIP, "subject-type": req.SubjectType}
+		if inv.meta.InvoiceNumber != "" {
+			meta[storage.MetaInvoiceNumber] = inv.meta.InvoiceNumber
+		}
 		if !psd.IsZero() {
 			meta["permanent-storage-date"] = psd.UTC().Format(time.RFC3339Nano)
 		}
@@ -618,4 +620,19 @@ func (r *run) completedEvent(s Summary) *events.QueryCompleted {
 
 func (d *Downloader) publish(ctx context.Context, ev *events.QueryCompleted) error {
 	return d.pub.Publish(ctx, ev, nil)
+}
+
+// sleepCtx waits d or until ctx ends; sleep, when set, replaces the timer (tests).
+func sleepCtx(ctx context.Context, d time.Duration, sleep func(context.Context, time.Duration) error) error {
+	if sleep != nil {
+		return sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

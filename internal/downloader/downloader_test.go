@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ratelimit"
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
@@ -48,7 +49,7 @@ func newHarness(t *testing.T, fake *fakeKSeF, cfg Config) (*harness, *Downloader
 	d, err := New(cfg, Deps{
 		Clients: func(_ context.Context, nip string) (KSeF, error) {
 			if nip != buyerNIP && nip != sellerNIP {
-				return nil, ErrUnknownContext
+				return nil, fmt.Errorf("%w %s", ksefconn.ErrUnknownContext, nip)
 			}
 			return fake, nil
 		},
@@ -465,13 +466,17 @@ func TestDownloadKSeFTrouble(t *testing.T) {
 			snooze: 40 * time.Minute,
 		},
 		{
-			name:   "request limit asks for a long wait",
-			setup:  func(f *fakeKSeF) { f.startErr = fmt.Errorf("ksef: waiting: %w", &LimitWaitError{Op: ksef.OpInvoiceQueryStart, Wait: 20 * time.Minute}) },
+			name: "request limit asks for a long wait",
+			setup: func(f *fakeKSeF) {
+				f.startErr = fmt.Errorf("ksef: waiting: %w", &ratelimit.WaitError{Op: ksef.OpInvoiceQueryStart, Wait: 20 * time.Minute})
+			},
 			snooze: 20 * time.Minute,
 		},
 		{
-			name:     "query unknown to KSeF (expired)",
-			setup:    func(f *fakeKSeF) { f.statusErr = &ksef.Error{Operation: ksef.OpInvoiceQueryStatus, HTTPStatus: 404, Code: ksef.CodeQueryStatus} },
+			name: "query unknown to KSeF (expired)",
+			setup: func(f *fakeKSeF) {
+				f.statusErr = &ksef.Error{Operation: ksef.OpInvoiceQueryStatus, HTTPStatus: 404, Code: ksef.CodeQueryStatus}
+			},
 			wantErr:  true,
 			restarts: true,
 		},
@@ -482,8 +487,10 @@ func TestDownloadKSeFTrouble(t *testing.T) {
 			restarts: true,
 		},
 		{
-			name:    "KSeF down (5xx after the client's retries)",
-			setup:   func(f *fakeKSeF) { f.startErr = &ksef.Error{Operation: ksef.OpInvoiceQueryStart, HTTPStatus: 502, Body: "<html>"} },
+			name: "KSeF down (5xx after the client's retries)",
+			setup: func(f *fakeKSeF) {
+				f.startErr = &ksef.Error{Operation: ksef.OpInvoiceQueryStart, HTTPStatus: 502, Body: "<html>"}
+			},
 			wantErr: true,
 		},
 	}

@@ -97,3 +97,15 @@ func maxTime(a, b time.Time) time.Time {
 	}
 	return b
 }
+
+func isNIP(s string) bool {
+	if len(s) != 10 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
