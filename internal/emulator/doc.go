@@ -1,0 +1,109 @@
+// Package emulator is a standalone KSeF REST API 2.0 service for development, CI, reliability
+// tests and benchmarks. It implements the contract pkg/ksef/ksefapi/openapi.yaml
+// (ksefapi.StrictServerInterface) faithfully to the seed and the Ministry's documentation:
+// real RSA-OAEP key unwrapping and AES-256-CBC decryption, FA(3) XSD validation, asynchronous
+// processing, KSeF numbers with CRC-8, UPO v4-3, batch sessions with part uploads, encrypted
+// ZIP query results, per-context request limits, and the failure modes seen in practice
+// (../shared/ksef/in-practice.md) as settings.
+//
+//	e, err := emulator.New(emulator.Config{Tokens: map[string]string{"dev-token": "5265877635"}, SchemaDir: dir})
+//	defer e.Close()
+//	http.ListenAndServe("127.0.0.1:8089", e.Handler())
+//
+// # Time
+//
+// State is a function of the clock (Config.Now): an invoice sent at t shows 100 until
+// t+ProcessingDelay/2, 150 until t+ProcessingDelay, then its outcome (once a worker has
+// processed it; WaitIdle waits for that); an accepted invoice is permanently stored
+// StorageDelay after its acquisition date, and only then visible to ksefInvoiceGet and
+// queries. Interactive sessions close themselves SessionLifetime after opening. With a fake
+// clock, tests step through all of it without waiting.
+//
+// # Invoice processing
+//
+// ksefInvoiceSend checks only the request's form synchronously: required fields (1208), the
+// hash's base64 (1005), the declared size against MaxInvoiceSize (1202), the session (1109
+// unknown, 1110 another context's, 1204 closed, expired, a batch session, or over
+// MaxInvoicesPerSession — the seed has no per-invoice "limit" status, so the send is refused).
+// Everything about the content is decided asynchronously and shows as the invoice's status,
+// in this order: decryption (435), plaintext size and SHA-256 against the declared ones
+// (430 with details), FA(3) schema (430, details = the validator's first error), attachment
+// permission (415, only with RejectAttachments), seller NIP = context NIP (410), semantics
+// (450), duplicate of an accepted invoice with the same seller NIP, RodzajFaktury and P_2
+// (440 with extensions originalSessionReferenceNumber and originalKsefNumber), else 200 with
+// a KSeF number. Invoices of a batch go through the same steps.
+//
+// # Sessions
+//
+// Session status codes are the Ministry's: interactive 100 open, 170 closed while invoices are
+// processed, 200 processed with at least one accepted, 445 none accepted, 440 closed without
+// invoices; batch 100 open, 150 processing, 200, 405 (a part missing, or the package's size or
+// hash differs from batchInfo), 420 (more than MaxInvoicesPerSession invoices), 430 (not a
+// ZIP), 435 (a part does not decrypt), 440 (not closed within the upload window), 445.
+// Closing is idempotent (a retried close answers true). The UPO (ksefSessionUpo) exists once
+// the session is closed and all its invoices are final, and only with at least one accepted
+// invoice; before that the answer is 400 with 1111. It lists the accepted invoices and is
+// valid against upo-v4-3.xsd (the receiving entity's name is the schema's fixed value).
+//
+// Batch sessions hand out one upload URL per part on the emulator itself
+// (PUT /upload/{sessionId}/{ordinal}, header X-KSeF-Upload-Token). Each part is streamed to
+// disk while its size and SHA-256 are checked against the declaration: 201 stored, 400 differs,
+// 401 wrong upload token, 403 closed or past the upload window (parts x BatchPartWindow).
+// Uploading a part again replaces it. Closing decrypts the parts in order into the package,
+// checks batchSize and batchHash, unzips it and processes every file as an invoice.
+//
+// # Queries
+//
+// ksefInvoiceQueryStart checks the PermanentStorage range (from <= to, at most 3 months) and
+// subject type (1301), unwraps the key like a session (1005, 1002, 1003, 1302), and takes a
+// snapshot of the permanently stored invoices in the range where the context is the seller
+// (subject1), the buyer's NIP (subject2), a Podmiot3's NIP (subject3) or PodmiotUpowazniony's
+// NIP (subjectAuthorized), ordered by permanent storage date, at most QueryMaxInvoices of them
+// (then isTruncated, and lastPermanentStorageDate to continue from). The spec's status has no
+// "in progress" value, so the status (and the parts) answer HTTP 503 with code 1303 (1304)
+// and Retry-After until the result is ready (QueryDelay, then the parts being built): a
+// status answered 200 is always complete. Each part is a standalone ZIP holding
+// <ksefNumber>.xml files and _metadata.json ({"invoices": [...]}, with the Ministry's
+// InvoiceMetadata field names: ksefNumber, invoiceNumber, issueDate, acquisitionDate,
+// permanentStorageDate, seller.nip, buyer.identifier, invoiceHash, ...), AES-256-CBC encrypted
+// with the query's key and IV; packageSize is the sum of the encrypted parts. Results expire
+// after QueryResultTTL (then 404). Queries of another context are unknown (404), not 403.
+//
+// # Errors and HTTP statuses
+//
+// Every error is the spec's Error with a seed code. 400 for bad input and wrong state, 401
+// for a missing or unknown token (code 1001 AUTH_CHALLENGE, the seed's only authorization
+// code), 403 for another context's session (1110), 404 for unknown sessions (1109),
+// invoices (1207: also an invoice not yet permanently stored, with details saying so) and
+// queries (1303/1304), 413 for bodies over the limit (1202 for invoice-carrying operations),
+// 429 for request limits (code "429", description "Too Many Requests", Retry-After), 503 for
+// queries in progress, 500 for panics (the operation's failure code, e.g. 1204 for a send).
+// A body that cannot be decoded gets 400 with the operation's input code: 1102 for opening
+// sessions, 1301 for queries, 1203 for validation, 1208 otherwise; a key that cannot be
+// unwrapped gets 1102 (1302 for queries) without saying why.
+//
+// # Limits and faults
+//
+// Requests are counted per context and operation in sliding windows of a second, a minute
+// and an hour (ksef.ProductionLimits, with interactive close at 10/30/120 and batch close at
+// 10/20/60), optionally multiplied (test environment 10x) or off. A refused request is not
+// counted; its Retry-After is the time until the window frees a place. More than
+// LockoutAfter 429s within LockoutWindow lock the operation for the context, doubling from
+// LockoutBase up to LockoutMax. Faults (latency, slow calls, 429s, 5xx as HTML 502/503 pages,
+// empty 503s or JSON 500s, sends and closes that succeed but answer 5xx, invoices stuck at
+// 150, sessions expiring early) are drawn from a generator seeded with Config.Seed.
+//
+// # Introspection
+//
+// Stats (also GET /emulator/stats) counts answers per operation and status, 429s, faults,
+// invoice outcomes and sends per invoice (SendCount proves "sent exactly once"). GET
+// /openapi.yaml serves the contract, GET /docs a self-contained HTML rendering of it, GET
+// /healthz liveness.
+//
+// # Persistence
+//
+// With DataDir the key pair (key.pem) and an append-only JSON-lines journal of sessions and
+// invoices survive restarts. Session keys are never written, so sessions open at a restart
+// are closed by it, batches not yet processed end with 500 and invoices caught mid-processing
+// with 550. Queries are not kept.
+package emulator
