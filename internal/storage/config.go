@@ -198,9 +198,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 			return Config{}, err
 		}
 	case "local":
-		if c.Dir == "" {
-			return Config{}, fmt.Errorf("storage: %s is required with the local backend", EnvDir)
-		}
+		// The directory is checked by Open: a single-process run picks its own.
 	default:
 		return Config{}, fmt.Errorf("storage: %s=%q: want s3 or local", EnvBackend, c.Backend)
 	}
@@ -216,6 +214,9 @@ func Open(c Config) (Store, error) {
 	case "s3":
 		return NewS3(c.S3)
 	case "local":
+		if c.Dir == "" {
+			return nil, fmt.Errorf("storage: %s is required with the local backend", EnvDir)
+		}
 		return NewLocal(c.Dir)
 	}
 	return nil, fmt.Errorf("storage: backend %q: want s3 or local", c.Backend)

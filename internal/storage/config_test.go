@@ -52,8 +52,16 @@ func TestConfigFromEnv(t *testing.T) {
 	if err != nil || c.Backend != "s3" || c.S3.PartSize != DefaultPartSize {
 		t.Fatalf("got %+v, %v", c, err)
 	}
+	// Local without a directory is a valid setting (a single-process run picks one), but the
+	// store cannot be opened without it.
+	c, err = ConfigFromEnv(env(map[string]string{}))
+	if err != nil || c.Backend != "local" {
+		t.Fatalf("got %+v, %v", c, err)
+	}
+	if _, err := Open(c); err == nil {
+		t.Error("a local store without a directory opened")
+	}
 	for _, m := range []map[string]string{
-		{},                      // local without a directory
 		{"KSEF_STORAGE": "ftp"}, // unknown backend
 		{"KSEF_STORAGE_DIR": "/d", "KSEF_S3_BUCKET_INVOICES": "Bad_Name"},
 	} {
