@@ -1,0 +1,220 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/ksef-pipeline/ksef-pipeline/internal/downloader"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/poller"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/sender"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/visualizer"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/visualize"
+)
+
+// Worker names, also their durable consumers' names.
+const (
+	Sender     = "sender"
+	Poller     = "poller"
+	Downloader = "downloader"
+	Visualizer = "visualizer"
+)
+
+// Workers lists every worker.
+func Workers() []string { return []string{Sender, Poller, Downloader, Visualizer} }
+
+// Runtime is an open pipeline environment: connections and shared components.
+type Runtime struct {
+	Settings  Settings
+	Log       zerolog.Logger
+	NC        *nats.Conn
+	JS        jetstream.JetStream
+	Publisher *natsx.Publisher
+	Store     storage.Store
+	Layout    storage.Layout
+	Clients   *ksefconn.Clients
+	Validator *fa3.Validator
+	States    *sender.States
+	Marks     *natsx.CAS
+
+	// KSeFOptions are added to every KSeF client (set before Open, e.g. a metrics observer).
+	ksefOptions []ksef.Option
+}
+
+// kvName names a KV bucket of the pipeline after its stream, so prefixed tenants stay apart.
+func kvName(cfg natsx.Config, what string) string {
+	return natsx.StreamName(cfg.SubjectPrefix) + "_" + what
+}
+
+// Open connects to NATS and storage and builds the shared components. Close releases them.
+func Open(ctx context.Context, s Settings, log zerolog.Logger, ksefOptions ...ksef.Option) (*Runtime, error) {
+	r := &Runtime{Settings: s, Log: log, Layout: storage.Layout{Buckets: s.Storage.Buckets}, ksefOptions: ksefOptions}
+	ctx = log.WithContext(ctx)
+	var err error
+	if r.NC, r.JS, err = natsx.Connect(ctx, s.NATS); err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Runtime, error) { r.Close(); return nil, err }
+	if _, err := natsx.EnsureStreams(ctx, r.JS, s.NATS); err != nil {
+		return fail(err)
+	}
+	r.Publisher = natsx.NewPublisher(r.JS, s.NATS)
+	stateKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "STATE"), 90*24*time.Hour)
+	if err != nil {
+		return fail(err)
+	}
+	r.States = sender.NewStates(natsx.NewCAS(stateKV))
+	// Limiter windows reach back an hour; a key idle for two is worthless.
+	limitsKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "LIMITS"), 2*time.Hour)
+	if err != nil {
+		return fail(err)
+	}
+	marksKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "MARKS"), 0)
+	if err != nil {
+		return fail(err)
+	}
+	r.Marks = natsx.NewCAS(marksKV)
+	if r.Clients, err = ksefconn.NewClients(s.KSeF, natsx.NewCAS(limitsKV), ksefOptions...); err != nil {
+		return fail(err)
+	}
+	if r.Store, err = storage.Open(s.Storage); err != nil {
+		return fail(err)
+	}
+	b := s.Storage.Buckets
+	if err := r.Store.EnsureBuckets(ctx, b.Invoices, b.UPO, b.QueryParts, b.Visualizations); err != nil {
+		return fail(fmt.Errorf("creating buckets: %w", err))
+	}
+	if r.Validator, err = fa3.NewValidator(s.SchemaDir); err != nil {
+		return fail(fmt.Errorf("loading the FA(3) schema from %q: %w", s.SchemaDir, err))
+	}
+	if !r.Validator.SchemaValidated() {
+		log.Warn().Str(EnvSchemaDir, s.SchemaDir).Msg("NO FA(3) SCHEMA: invoices are checked only structurally, " +
+			"not against the XSD; KSeF may still reject them with 430. Set " + EnvSchemaDir + " to the Ministry's FA schema directory")
+	}
+	return r, nil
+}
+
+// Close releases the runtime's connections.
+func (r *Runtime) Close() {
+	if r.Validator != nil {
+		r.Validator.Close()
+	}
+	if r.NC != nil {
+		r.NC.Close()
+	}
+}
+
+func (r *Runtime) workerConfig(name string, defaultConcurrency int, subjects ...string) worker.Config {
+	c := worker.Config{Name: name, Subjects: subjects, NATS: r.Settings.NATS, Concurrency: defaultConcurrency,
+		AckWait: r.Settings.AckWait, MaxFailures: r.Settings.MaxFailures}
+	if r.Settings.Concurrency > 0 {
+		c.Concurrency = r.Settings.Concurrency
+	}
+	return c
+}
+
+// Run runs the named workers until ctx ends, then drains them. It returns the first worker's
+// error (the others are stopped then).
+func (r *Runtime) Run(ctx context.Context, names ...string) error {
+	ctx = r.Log.WithContext(ctx)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	subj := r.Settings.NATS.Subjects()
+	type job struct {
+		cfg        worker.Config
+		handler    worker.Handler
+		closeFn    func(context.Context)
+		background func(context.Context)
+	}
+	var jobs []job
+	for _, name := range names {
+		switch name {
+		case Sender:
+			s := sender.New(sender.Config{Layout: r.Layout, Pool: sender.PoolConfig{CloseIdle: r.Settings.SessionCloseIdle}},
+				r.Clients.For, r.States, r.Store, r.Validator, r.Publisher)
+			jobs = append(jobs, job{r.workerConfig(Sender, 16, subj.InvoiceSubmitted()), s.Handle, s.Close, s.RunIdleCloser})
+		case Poller:
+			p := poller.New(poller.Config{Layout: r.Layout}, r.Clients.For, r.Store, r.States, r.Publisher)
+			jobs = append(jobs, job{cfg: r.workerConfig(Poller, 32, subj.InvoiceSent(), subj.SessionClosed()), handler: p.Handle})
+		case Downloader:
+			d, err := downloader.New(downloader.Config{Layout: r.Layout, TempDir: r.Settings.TempDir}, downloader.Deps{
+				Clients: func(ctx context.Context, nip string) (downloader.KSeF, error) { return r.Clients.For(ctx, nip) },
+				Store: r.Store, Publisher: r.Publisher, Marks: r.Marks,
+			})
+			if err != nil {
+				return err
+			}
+			cfg := r.workerConfig(Downloader, 2, subj.QueryRequested())
+			jobs = append(jobs, job{cfg: cfg, handler: d.Handler()})
+		case Visualizer:
+			renderer, err := visualize.NewRenderer()
+			if err != nil {
+				return err
+			}
+			v := visualizer.New(visualizer.Config{Accepted: r.Settings.VisualizeAccepted, Downloaded: r.Settings.VisualizeDownloaded,
+				Format: r.Settings.VisualizeFormat, Language: r.Settings.VisualizeLanguage, Environment: r.Settings.QREnvironment,
+				Layout: r.Layout}, renderer, r.Store, r.Publisher)
+			jobs = append(jobs, job{cfg: r.workerConfig(Visualizer, 4, subj.InvoiceAccepted(), subj.InvoiceDownloaded(), subj.InvoiceVisualize()), handler: v.Handle})
+		default:
+			return fmt.Errorf("unknown worker %q (want one of %v)", name, Workers())
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(jobs))
+	for i, j := range jobs {
+		wg.Add(1)
+		if j.background != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); j.background(ctx) }()
+		}
+		go func() {
+			defer wg.Done()
+			err := worker.Run(ctx, r.JS, j.cfg, j.handler)
+			if j.closeFn != nil {
+				// Close pooled KSeF sessions even though ctx is done, so their UPOs can be fetched.
+				cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				j.closeFn(cctx)
+				ccancel()
+			}
+			if err != nil && ctx.Err() == nil {
+				errs[i] = fmt.Errorf("%s: %w", j.cfg.Name, err)
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// ParseWorkers reads a comma-separated list of workers ("all" for every one).
+func ParseWorkers(s string) ([]string, error) {
+	if s == "" || s == "all" {
+		return Workers(), nil
+	}
+	var out []string
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			continue
+		}
+		if !slices.Contains(Workers(), name) {
+			return nil, fmt.Errorf("unknown worker %q (want one of %v)", name, Workers())
+		}
+		out = append(out, name)
+	}
+	return out, nil
+}

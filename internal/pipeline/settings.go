@@ -1,0 +1,109 @@
+// Package pipeline wires the workers to their surroundings: settings from the environment, NATS,
+// storage, KSeF clients with the shared request limiter, the FA(3) validator, and a Run that
+// starts any set of workers. The services' mains and the all-in-one command use it alike.
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
+)
+
+// Environment variables of the pipeline itself (NATS, storage and KSeF have their own).
+const (
+	EnvSchemaDir           = "KSEF_SCHEMA_DIR"           // FA(3) XSD directory
+	EnvConcurrency         = "KSEF_CONCURRENCY"          // handlers per worker
+	EnvLogLevel            = "KSEF_LOG_LEVEL"            // debug, info, warn, error
+	EnvVisualizeAccepted   = "KSEF_VISUALIZE_ACCEPTED"   // render accepted invoices (true)
+	EnvVisualizeDownloaded = "KSEF_VISUALIZE_DOWNLOADED" // render downloaded invoices (true)
+	EnvVisualizeFormat     = "KSEF_VISUALIZE_FORMAT"     // pdf or html
+	EnvVisualizeLanguage   = "KSEF_VISUALIZE_LANGUAGE"   // pl, en or pl_en
+	EnvQREnvironment       = "KSEF_QR_ENVIRONMENT"       // test, demo, prod or a base URL
+	EnvTempDir             = "KSEF_TEMP_DIR"             // temporary files of the downloader
+	EnvAckWait             = "KSEF_ACK_WAIT"             // consumer AckWait
+	EnvMaxFailures         = "KSEF_MAX_FAILURES"         // failures before a dead letter
+	EnvSessionCloseIdle    = "KSEF_SESSION_CLOSE_IDLE"   // close an unused KSeF session after (2m)
+)
+
+// Settings of a pipeline process.
+type Settings struct {
+	NATS    natsx.Config
+	Storage storage.Config
+	KSeF    ksefconn.Settings
+
+	SchemaDir string
+	// Concurrency is per worker; 0 uses each worker's default.
+	Concurrency int
+	AckWait     time.Duration
+	MaxFailures int
+	// SessionCloseIdle closes an interactive session unused this long, so its UPO comes soon.
+	SessionCloseIdle time.Duration
+	LogLevel         zerolog.Level
+	TempDir          string
+
+	VisualizeAccepted, VisualizeDownloaded bool
+	VisualizeFormat, VisualizeLanguage     string
+	QREnvironment                          string
+}
+
+// SettingsFromEnv reads every setting; readFile reads files named by settings (tokens).
+func SettingsFromEnv(getenv func(string) string, readFile func(string) ([]byte, error)) (Settings, error) {
+	var errs []error
+	s := Settings{SchemaDir: getenv(EnvSchemaDir), TempDir: getenv(EnvTempDir), LogLevel: zerolog.InfoLevel,
+		VisualizeAccepted: true, VisualizeDownloaded: true, VisualizeFormat: getenv(EnvVisualizeFormat),
+		VisualizeLanguage: getenv(EnvVisualizeLanguage), QREnvironment: getenv(EnvQREnvironment)}
+	var err error
+	if s.NATS, err = natsx.ConfigFromEnv(getenv); err != nil {
+		errs = append(errs, err)
+	}
+	if s.Storage, err = storage.ConfigFromEnv(getenv); err != nil {
+		errs = append(errs, err)
+	}
+	if s.KSeF, err = ksefconn.SettingsFromEnv(getenv, readFile); err != nil {
+		errs = append(errs, err)
+	}
+	if v := getenv(EnvConcurrency); v != "" {
+		if s.Concurrency, err = strconv.Atoi(v); err != nil || s.Concurrency < 1 {
+			errs = append(errs, fmt.Errorf("%s: want a positive integer, got %q", EnvConcurrency, v))
+		}
+	}
+	if v := getenv(EnvMaxFailures); v != "" {
+		if s.MaxFailures, err = strconv.Atoi(v); err != nil || s.MaxFailures < 1 {
+			errs = append(errs, fmt.Errorf("%s: want a positive integer, got %q", EnvMaxFailures, v))
+		}
+	}
+	if v := getenv(EnvAckWait); v != "" {
+		if s.AckWait, err = time.ParseDuration(v); err != nil || s.AckWait <= 0 {
+			errs = append(errs, fmt.Errorf("%s: want a duration, got %q", EnvAckWait, v))
+		}
+	}
+	if v := getenv(EnvSessionCloseIdle); v != "" {
+		if s.SessionCloseIdle, err = time.ParseDuration(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: want a duration, got %q", EnvSessionCloseIdle, v))
+		}
+	}
+	if v := getenv(EnvLogLevel); v != "" {
+		if s.LogLevel, err = zerolog.ParseLevel(strings.ToLower(v)); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", EnvLogLevel, err))
+		}
+	}
+	for env, dst := range map[string]*bool{EnvVisualizeAccepted: &s.VisualizeAccepted, EnvVisualizeDownloaded: &s.VisualizeDownloaded} {
+		if v := getenv(env); v != "" {
+			if *dst, err = strconv.ParseBool(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: want true or false, got %q", env, v))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Settings{}, err
+	}
+	return s, nil
+}

@@ -1,0 +1,373 @@
+// Package poller follows what the sender handed to KSeF: invoice.sent becomes invoice.accepted or
+// invoice.rejected once KSeF has processed the invoice, and session.closed becomes a stored UPO.
+// It never sleeps while waiting: it snoozes the message (NakWithDelay) with growing delays, so an
+// invoice stuck at 150 for hours costs nothing but an occasional status call.
+package poller
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ksef-pipeline/ksef-pipeline/internal/ratelimit"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/sender"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
+	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef/ksefapi"
+)
+
+// Config of the poller.
+type Config struct {
+	// FirstDelay is the first wait before asking again; it doubles up to MaxDelay.
+	FirstDelay time.Duration
+	MaxDelay   time.Duration
+	// MaxResubmissions bounds how often an invoice cancelled by KSeF (405, 550, 500) is sent again.
+	MaxResubmissions int
+	// Layout says where UPOs are stored.
+	Layout storage.Layout
+	// BatchListTTL is how long a batch session's invoice list is reused for the invoices of that
+	// session (ksefSessionInvoices is limited to 200 calls an hour).
+	BatchListTTL time.Duration
+	Now          func() time.Time
+}
+
+// Poller handles invoice.sent and session.closed.
+type Poller struct {
+	cfg     Config
+	clients func(ctx context.Context, nip string) (*ksef.Client, error)
+	store   storage.Store
+	states  *sender.States
+	pub     worker.Publisher
+
+	mu    sync.Mutex
+	lists map[string]*sessionList // batch session id -> cached list
+}
+
+type sessionList struct {
+	mu      sync.Mutex
+	fetched time.Time
+	byID    map[string]ksefapi.InvoiceInfo
+	byHash  map[string]ksefapi.InvoiceInfo
+}
+
+// New returns a poller.
+func New(cfg Config, clients func(ctx context.Context, nip string) (*ksef.Client, error), store storage.Store, states *sender.States, pub worker.Publisher) *Poller {
+	if cfg.FirstDelay <= 0 {
+		cfg.FirstDelay = 500 * time.Millisecond
+	}
+	if cfg.MaxDelay <= 0 {
+		cfg.MaxDelay = time.Minute
+	}
+	if cfg.MaxResubmissions <= 0 {
+		cfg.MaxResubmissions = 3
+	}
+	if cfg.BatchListTTL <= 0 {
+		cfg.BatchListTTL = 20 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Poller{cfg: cfg, clients: clients, store: store, states: states, pub: pub, lists: map[string]*sessionList{}}
+}
+
+// Handle dispatches the poller's events.
+func (p *Poller) Handle(ctx context.Context, m *worker.Message) error {
+	switch ev := m.Event.(type) {
+	case *events.InvoiceSent:
+		return p.Sent(ctx, ev, m.Deliveries)
+	case *events.SessionClosed:
+		return p.SessionClosed(ctx, ev, m.Deliveries)
+	default:
+		return worker.Permanent(fmt.Errorf("poller: unexpected event %T", m.Event))
+	}
+}
+
+// later is the snooze before asking again after n deliveries: exponential with jitter.
+func (p *Poller) later(n int) error {
+	d := p.cfg.FirstDelay << min(max(n-1, 0), 16)
+	if d > p.cfg.MaxDelay || d <= 0 {
+		d = p.cfg.MaxDelay
+	}
+	d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
+	return worker.Snooze(d)
+}
+
+// ksefFailure maps a failed KSeF call to the worker's outcome.
+func (p *Poller) ksefFailure(err error, n int, what string) error {
+	var ke *ksef.Error
+	if errors.As(err, &ke) && ke.TooManyRequests() {
+		return worker.Snooze(max(ke.RetryAfter, time.Second))
+	}
+	var we *ratelimit.WaitError
+	if errors.As(err, &we) {
+		return worker.Snooze(we.Wait)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// Sent follows one sent invoice to its outcome.
+func (p *Poller) Sent(ctx context.Context, ev *events.InvoiceSent, deliveries int) error {
+	client, err := p.clients(ctx, ev.ContextNIP)
+	if err != nil {
+		return err
+	}
+	var info *ksefapi.InvoiceInfo
+	if ev.Mode == events.ModeBatch {
+		info, err = p.batchStatus(ctx, client, ev)
+	} else {
+		info, err = client.InvoiceStatus(ctx, ev.KsefInvoiceID)
+	}
+	if err != nil {
+		return p.ksefFailure(err, deliveries, "asking for the invoice status")
+	}
+	if info == nil {
+		return p.later(deliveries) // not listed yet
+	}
+	code := ksef.StatusCode(info.Status.Code)
+	log := zerolog.Ctx(ctx)
+	switch {
+	case !code.Final():
+		if deliveries > 0 && deliveries%50 == 0 {
+			log.Warn().Int("status", int(code)).Int("polls", deliveries).Msg("invoice still processing in KSeF")
+		}
+		return p.later(deliveries)
+	case code.Accepted():
+		return p.accept(ctx, ev, info, false)
+	case code == ksef.StatusDuplicate:
+		return p.duplicate(ctx, client, ev, info, deliveries)
+	case code.Retryable():
+		return p.resubmit(ctx, ev, info)
+	default:
+		return p.reject(ctx, ev, info)
+	}
+}
+
+func (p *Poller) accept(ctx context.Context, ev *events.InvoiceSent, info *ksefapi.InvoiceInfo, duplicate bool) error {
+	out := &events.InvoiceAccepted{SessionID: ev.SessionID, InvoiceHash: ev.InvoiceHash, XML: ev.XML, DuplicateOfEarlierSend: duplicate}
+	out.Meta = ev.Meta.Next()
+	if info.KsefNumber != nil {
+		out.KsefNumber = *info.KsefNumber
+	}
+	if info.AcquisitionDate != nil {
+		out.AcquisitionDate = events.At(*info.AcquisitionDate)
+	}
+	if info.PermanentStorageDate != nil {
+		out.PermanentStorageDate = events.At(*info.PermanentStorageDate)
+	}
+	if err := ksef.ValidateNumber(out.KsefNumber); err != nil {
+		return fmt.Errorf("KSeF answered 200 with a bad KSeF number: %w", err)
+	}
+	if err := p.pub.Publish(ctx, out, nil); err != nil {
+		return fmt.Errorf("publishing invoice.accepted: %w", err)
+	}
+	return nil
+}
+
+// duplicate handles 440: when the original's content hash equals ours, it is our own earlier send
+// (an ambiguous answer that in fact succeeded) and the invoice is accepted under that number.
+func (p *Poller) duplicate(ctx context.Context, client *ksef.Client, ev *events.InvoiceSent, info *ksefapi.InvoiceInfo, deliveries int) error {
+	original := extension(info, ksef.ExtOriginalKsefNumber)
+	if original != "" {
+		body, _, err := client.GetInvoice(ctx, original)
+		if ksef.HasCode(err, ksef.CodeInvoiceUnknown) {
+			return p.later(deliveries) // not downloadable yet right after acceptance (api#96)
+		}
+		if err != nil {
+			return p.ksefFailure(err, deliveries, "fetching the original of a duplicate")
+		}
+		d := kcrypto.NewDigest()
+		_, err = io.Copy(d, io.LimitReader(body, 8<<20))
+		body.Close()
+		if err != nil {
+			return fmt.Errorf("reading the original of a duplicate: %w", err)
+		}
+		if d.Sum() == ev.InvoiceHash {
+			dup := *info
+			dup.KsefNumber = &original
+			return p.accept(ctx, ev, &dup, true)
+		}
+	}
+	return p.reject(ctx, ev, info)
+}
+
+func (p *Poller) reject(ctx context.Context, ev *events.InvoiceSent, info *ksefapi.InvoiceInfo) error {
+	out := &events.InvoiceRejected{Code: int(info.Status.Code), Description: info.Status.Description, Stage: events.StageStatus,
+		OriginalKsefNumber: extension(info, ksef.ExtOriginalKsefNumber)}
+	out.Meta = ev.Meta.Next()
+	if info.Status.Details != nil && *info.Status.Details != "" {
+		out.Details = []string{*info.Status.Details}
+	}
+	if info.Status.Extensions != nil {
+		out.Extensions = map[string]string{}
+		for _, e := range *info.Status.Extensions {
+			out.Extensions[e.Key] = e.Value
+		}
+	}
+	if err := p.pub.Publish(ctx, out, nil); err != nil {
+		return fmt.Errorf("publishing invoice.rejected: %w", err)
+	}
+	return nil
+}
+
+// resubmit sends an invoice whose processing KSeF cancelled (405, 500, 550) back to the sender.
+func (p *Poller) resubmit(ctx context.Context, ev *events.InvoiceSent, info *ksefapi.InvoiceInfo) error {
+	key := sender.StateKey(ev.ContextNIP, ev.InvoiceID)
+	st, rev, err := p.states.Get(ctx, key)
+	if err != nil {
+		return err
+	}
+	if st == nil {
+		return worker.Permanent(fmt.Errorf("no sender state for a cancelled invoice"))
+	}
+	if st.Resubmission >= p.cfg.MaxResubmissions {
+		zerolog.Ctx(ctx).Warn().Int("status", int(info.Status.Code)).Msg("KSeF cancelled the invoice again; giving up")
+		return p.reject(ctx, ev, info)
+	}
+	next := st.Resubmission + 1
+	if st.Status != sender.StatusResend {
+		resend := *st
+		resend.Status, resend.Resubmission, resend.UpdatedAt = sender.StatusResend, next, p.cfg.Now()
+		ok, err := p.states.Put(ctx, key, &resend, rev)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return worker.Snooze(time.Second)
+		}
+	} else {
+		next = st.Resubmission
+	}
+	out := &events.InvoiceSubmitted{XML: ev.XML, Resubmission: next}
+	out.Meta = ev.Meta.Next()
+	zerolog.Ctx(ctx).Info().Int("status", int(info.Status.Code)).Int("resubmission", next).Msg("KSeF cancelled the processing; sending the invoice again")
+	if err := p.pub.Publish(ctx, out, nil); err != nil {
+		return fmt.Errorf("publishing the resubmission: %w", err)
+	}
+	return nil
+}
+
+// batchStatus finds a batch invoice in its session's list, fetched at most once per TTL per
+// session and shared by every invoice of the session.
+func (p *Poller) batchStatus(ctx context.Context, client *ksef.Client, ev *events.InvoiceSent) (*ksefapi.InvoiceInfo, error) {
+	p.mu.Lock()
+	l := p.lists[ev.SessionID]
+	if l == nil {
+		l = &sessionList{}
+		p.lists[ev.SessionID] = l
+	}
+	p.mu.Unlock()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lookup := func() *ksefapi.InvoiceInfo {
+		if info, ok := l.byID[ev.KsefInvoiceID]; ok && ev.KsefInvoiceID != "" {
+			return &info
+		}
+		if info, ok := l.byHash[ev.InvoiceHash]; ok {
+			return &info
+		}
+		return nil
+	}
+	now := p.cfg.Now()
+	if info := lookup(); info != nil && (ksef.StatusCode(info.Status.Code).Final() || now.Sub(l.fetched) < p.cfg.BatchListTTL) {
+		return info, nil
+	}
+	if now.Sub(l.fetched) < p.cfg.BatchListTTL {
+		return nil, nil
+	}
+	list, err := client.SessionInvoices(ctx, ev.SessionID)
+	if err != nil {
+		return nil, err
+	}
+	l.fetched = now
+	l.byID = make(map[string]ksefapi.InvoiceInfo, len(list))
+	l.byHash = make(map[string]ksefapi.InvoiceInfo, len(list))
+	for _, info := range list {
+		if info.InvoiceId != nil {
+			l.byID[*info.InvoiceId] = info
+		}
+		if info.InvoiceHash != nil {
+			l.byHash[*info.InvoiceHash] = info
+		}
+	}
+	return lookup(), nil
+}
+
+// SessionClosed fetches and stores the UPO of a closed session.
+func (p *Poller) SessionClosed(ctx context.Context, ev *events.SessionClosed, deliveries int) error {
+	client, err := p.clients(ctx, ev.ContextNIP)
+	if err != nil {
+		return err
+	}
+	body, err := client.SessionUPO(ctx, ev.SessionID)
+	if ksef.HasCode(err, ksef.CodeSessionNoUPO) {
+		return p.later(deliveries) // not generated yet: ask again later
+	}
+	if err != nil {
+		return p.ksefFailure(err, deliveries, "fetching the UPO")
+	}
+	defer body.Close()
+	// UPOs are paged at 10,000 entries: a few MB at most.
+	upo, err := io.ReadAll(io.LimitReader(body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("reading the UPO: %w", err)
+	}
+	numbers, err := upoNumbers(upo)
+	if err != nil {
+		return fmt.Errorf("the UPO of session %s is not readable: %w", ev.SessionID, err)
+	}
+	loc := p.cfg.Layout.UPO(ev.ContextNIP, p.cfg.Now(), ev.SessionID)
+	info, err := p.store.Put(ctx, loc.Bucket, loc.Key, bytes.NewReader(upo), int64(len(upo)),
+		storage.ObjectMeta{ContentType: "application/xml", Metadata: map[string]string{storage.MetaSessionID: ev.SessionID}})
+	if err != nil {
+		return fmt.Errorf("storing the UPO: %w", err)
+	}
+	out := &events.SessionUpoStored{SessionID: ev.SessionID, KsefNumbers: numbers,
+		UPO: &events.ObjectRef{Bucket: info.Bucket, Key: info.Key, SHA256: info.SHA256, Size: info.Size, ContentType: info.ContentType}}
+	out.Meta = ev.Meta.Next()
+	if err := p.pub.Publish(ctx, out, nil); err != nil {
+		return fmt.Errorf("publishing session.upo_stored: %w", err)
+	}
+	return nil
+}
+
+// upoNumbers lists the KSeF numbers a UPO confirms.
+func upoNumbers(upo []byte) ([]string, error) {
+	var doc struct {
+		Documents []struct {
+			Number string `xml:"NumerKSeFDokumentu"`
+		} `xml:"Dokument"`
+	}
+	dec := xml.NewDecoder(bytes.NewReader(upo))
+	dec.Strict = true
+	if err := dec.Decode(&doc); err != nil {
+		return nil, err
+	}
+	out := make([]string, 0, len(doc.Documents))
+	for _, d := range doc.Documents {
+		out = append(out, d.Number)
+	}
+	return out, nil
+}
+
+func extension(info *ksefapi.InvoiceInfo, key string) string {
+	if info.Status.Extensions == nil {
+		return ""
+	}
+	for _, e := range *info.Status.Extensions {
+		if e.Key == key {
+			return e.Value
+		}
+	}
+	return ""
+}

@@ -1,0 +1,222 @@
+package sender
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
+)
+
+// PoolConfig says when an interactive session is rotated.
+type PoolConfig struct {
+	// MaxInvoices per session; KSeF takes at most 10,000.
+	MaxInvoices int
+	// MaxAge of a session; KSeF ends interactive sessions after 12 hours.
+	MaxAge time.Duration
+	// CheckIdle: a session unused for longer is checked with ksefSessionStatus before use.
+	CheckIdle time.Duration
+	// CloseIdle: a session unused for longer is closed, so that its UPO is issued without
+	// waiting for the session to fill up or age out. 0 means 2 minutes; negative never.
+	CloseIdle time.Duration
+}
+
+func (c PoolConfig) withDefaults() PoolConfig {
+	if c.MaxInvoices <= 0 || c.MaxInvoices > 10000 {
+		c.MaxInvoices = 10000
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = 11 * time.Hour
+	}
+	if c.CheckIdle <= 0 {
+		c.CheckIdle = 5 * time.Minute
+	}
+	if c.CloseIdle == 0 {
+		c.CloseIdle = 2 * time.Minute
+	}
+	return c
+}
+
+// ClosedSession is what the pool reports after closing a session.
+type ClosedSession struct {
+	ContextNIP string
+	SessionID  string
+	Invoices   int
+	Err        error // the close failed; the session expires on its own in KSeF
+}
+
+// Pool keeps one open interactive session per seller context and reuses it for many invoices.
+// Sessions are rotated by count and age, checked before use when idle, and closed on rotation and
+// on Close. Invoices of one context are sent one at a time per replica: KSeF's send limit per
+// context is far below what one connection carries, so more parallelism would only queue.
+type Pool struct {
+	cfg      PoolConfig
+	clients  func(ctx context.Context, nip string) (*ksef.Client, error)
+	onClosed func(ctx context.Context, s ClosedSession)
+	now      func() time.Time
+
+	mu       sync.Mutex
+	contexts map[string]*pooled
+}
+
+type pooled struct {
+	mu       sync.Mutex // held while a send uses the session
+	session  *ksef.Session
+	client   *ksef.Client
+	sent     int
+	lastUsed time.Time
+}
+
+// NewPool returns a pool. clients gives the KSeF client of a context; onClosed is called after
+// every close (to publish session.closed), outside of any lock.
+func NewPool(cfg PoolConfig, clients func(ctx context.Context, nip string) (*ksef.Client, error), onClosed func(ctx context.Context, s ClosedSession), now func() time.Time) *Pool {
+	if now == nil {
+		now = time.Now
+	}
+	return &Pool{cfg: cfg.withDefaults(), clients: clients, onClosed: onClosed, now: now, contexts: map[string]*pooled{}}
+}
+
+func (p *Pool) entry(nip string) *pooled {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e := p.contexts[nip]
+	if e == nil {
+		e = &pooled{}
+		p.contexts[nip] = e
+	}
+	return e
+}
+
+// Lease is a session lent for one send.
+type Lease struct {
+	Session *ksef.Session
+	Client  *ksef.Client
+	e       *pooled
+	p       *Pool
+	nip     string
+}
+
+// Acquire lends the context's session, opening or rotating it as needed. Release the lease.
+func (p *Pool) Acquire(ctx context.Context, nip string) (*Lease, error) {
+	e := p.entry(nip)
+	e.mu.Lock()
+	release := true
+	defer func() {
+		if release {
+			e.mu.Unlock()
+		}
+	}()
+	if e.client == nil {
+		c, err := p.clients(ctx, nip)
+		if err != nil {
+			return nil, err
+		}
+		e.client = c
+	}
+	now := p.now()
+	if e.session != nil {
+		switch {
+		case e.sent >= p.cfg.MaxInvoices || now.Sub(e.session.Created) >= p.cfg.MaxAge:
+			p.closeLocked(ctx, nip, e)
+		case now.Sub(e.lastUsed) >= p.cfg.CheckIdle:
+			info, err := e.client.SessionStatus(ctx, e.session.ID)
+			if err != nil && !isSessionGone(err) {
+				return nil, fmt.Errorf("checking session %s: %w", e.session.ID, err)
+			}
+			if err != nil || info.SessionStatus != "active" {
+				// Expired or closed under us: nothing to close, but its UPO may still be due.
+				p.forgetLocked(ctx, nip, e, nil)
+			}
+		}
+	}
+	if e.session == nil {
+		s, err := e.client.OpenSession(ctx)
+		if err != nil {
+			return nil, err
+		}
+		e.session, e.sent = s, 0
+	}
+	e.lastUsed = now
+	release = false
+	return &Lease{Session: e.session, Client: e.client, e: e, p: p, nip: nip}, nil
+}
+
+// isSessionGone reports errors meaning the session no longer exists for us.
+func isSessionGone(err error) bool {
+	return ksef.HasCode(err, ksef.CodeSessionUnknown) || ksef.HasCode(err, ksef.CodeSessionAccess)
+}
+
+// Release returns the session. sent says whether an invoice went into it; broken that the
+// session must not be used again (it was closed or expired under us).
+func (l *Lease) Release(ctx context.Context, sent, broken bool) {
+	defer l.e.mu.Unlock()
+	if sent {
+		l.e.sent++
+	}
+	if broken && l.e.session == l.Session {
+		l.p.forgetLocked(ctx, l.nip, l.e, nil)
+	}
+}
+
+func (p *Pool) closeLocked(ctx context.Context, nip string, e *pooled) {
+	err := e.session.Close(ctx)
+	p.forgetLocked(ctx, nip, e, err)
+}
+
+func (p *Pool) forgetLocked(ctx context.Context, nip string, e *pooled, err error) {
+	s := ClosedSession{ContextNIP: nip, SessionID: e.session.ID, Invoices: e.sent, Err: err}
+	e.session.Forget()
+	e.session, e.sent = nil, 0
+	if p.onClosed != nil && s.Invoices > 0 {
+		p.onClosed(ctx, s)
+	}
+}
+
+// Close closes every open session (on shutdown), so that their UPOs can be fetched.
+func (p *Pool) Close(ctx context.Context) { p.closeWhere(ctx, func(*pooled) bool { return true }) }
+
+// CloseIdle closes the sessions unused for longer than the CloseIdle setting.
+func (p *Pool) CloseIdle(ctx context.Context) {
+	if p.cfg.CloseIdle < 0 {
+		return
+	}
+	now := p.now()
+	p.closeWhere(ctx, func(e *pooled) bool { return now.Sub(e.lastUsed) >= p.cfg.CloseIdle })
+}
+
+// RunIdleCloser calls CloseIdle periodically until ctx ends.
+func (p *Pool) RunIdleCloser(ctx context.Context) {
+	if p.cfg.CloseIdle < 0 {
+		return
+	}
+	t := time.NewTicker(max(p.cfg.CloseIdle/4, 100*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			p.CloseIdle(ctx)
+		}
+	}
+}
+
+func (p *Pool) closeWhere(ctx context.Context, match func(*pooled) bool) {
+	p.mu.Lock()
+	entries := make(map[string]*pooled, len(p.contexts))
+	for k, v := range p.contexts {
+		entries[k] = v
+	}
+	p.mu.Unlock()
+	for nip, e := range entries {
+		// A session in use is not idle: skip it rather than wait for its send.
+		if !e.mu.TryLock() {
+			continue
+		}
+		if e.session != nil && match(e) {
+			p.closeLocked(ctx, nip, e)
+		}
+		e.mu.Unlock()
+	}
+}

@@ -1,0 +1,394 @@
+// Package sender turns invoice.submitted into invoice.sent: it loads the invoice (from storage,
+// inline, or generated from structured data), validates it, and sends it to KSeF in a pooled
+// interactive session (or a batch session when the context's online budget cannot carry its
+// backlog), keeping per-invoice state shared by all replicas so that no invoice is sent twice.
+package sender
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ksef-pipeline/ksef-pipeline/internal/ratelimit"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef/ksefapi"
+)
+
+// Config of the sender.
+type Config struct {
+	Pool PoolConfig
+	// Layout says where invoice XMLs are stored.
+	Layout storage.Layout
+	// MaxInvoiceSize: KSeF takes at most 1 MB per invoice (without attachments).
+	MaxInvoiceSize int64
+	Now            func() time.Time
+}
+
+// Sender handles invoice.submitted.
+type Sender struct {
+	cfg       Config
+	pool      *Pool
+	states    *States
+	store     storage.Store
+	validator *fa3.Validator
+	pub       worker.Publisher
+}
+
+// New returns a sender. clients gives the KSeF client of a context (with its token and limiter).
+func New(cfg Config, clients func(ctx context.Context, nip string) (*ksef.Client, error), states *States, store storage.Store, validator *fa3.Validator, pub worker.Publisher) *Sender {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.MaxInvoiceSize <= 0 {
+		cfg.MaxInvoiceSize = fa3.DefaultMaxSize
+	}
+	s := &Sender{cfg: cfg, states: states, store: store, validator: validator, pub: pub}
+	s.pool = NewPool(cfg.Pool, clients, s.sessionClosed, cfg.Now)
+	return s
+}
+
+// Close closes the pooled sessions, publishing session.closed for each.
+func (s *Sender) Close(ctx context.Context) { s.pool.Close(ctx) }
+
+// RunIdleCloser closes idle sessions until ctx ends (see PoolConfig.CloseIdle).
+func (s *Sender) RunIdleCloser(ctx context.Context) { s.pool.RunIdleCloser(ctx) }
+
+func (s *Sender) sessionClosed(ctx context.Context, cs ClosedSession) {
+	log := zerolog.Ctx(ctx)
+	if cs.Err != nil {
+		log.Warn().Err(cs.Err).Str("session_id", cs.SessionID).Msg("closing a KSeF session failed; it will expire in KSeF")
+	}
+	ev := &events.SessionClosed{SessionID: cs.SessionID, Mode: events.ModeOnline, InvoiceCount: cs.Invoices}
+	ev.ContextNIP = cs.ContextNIP
+	if err := s.pub.Publish(ctx, ev, nil); err != nil {
+		log.Error().Err(err).Str("session_id", cs.SessionID).Msg("publishing session.closed failed; its UPO will not be fetched")
+	}
+}
+
+// Handle is the worker handler of invoice.submitted.
+func (s *Sender) Handle(ctx context.Context, m *worker.Message) error {
+	ev, ok := m.Event.(*events.InvoiceSubmitted)
+	if !ok {
+		return worker.Permanent(fmt.Errorf("sender: unexpected event %T", m.Event))
+	}
+	return s.Submit(ctx, ev)
+}
+
+// Submit sends one submitted invoice, at most once.
+func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error {
+	nip := ev.ContextNIP
+	key := StateKey(nip, ev.InvoiceID)
+	digest := sourceDigest(ev)
+	st, rev, err := s.states.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("reading invoice state: %w", err)
+	}
+	if st != nil && ev.Resubmission < st.Resubmission {
+		return nil // an older delivery of an invoice the pipeline has resubmitted since
+	}
+	if st != nil && st.SourceDigest == digest && ev.Resubmission == st.Resubmission {
+		switch st.Status {
+		case StatusSent:
+			// Redelivered after the send: publish again (deduplicated by Nats-Msg-Id).
+			return s.publishSent(ctx, ev, st, nil)
+		case StatusRejected:
+			return nil // the rejection was published before the state was written
+		}
+	}
+
+	xml, ref, rejection, err := s.load(ctx, ev)
+	if err != nil {
+		return err
+	}
+	if rejection != nil {
+		return s.reject(ctx, ev, key, digest, st, rev, rejection)
+	}
+	inv, rejection := s.validate(ctx, ev, xml)
+	if rejection != nil {
+		return s.reject(ctx, ev, key, digest, st, rev, rejection)
+	}
+	hash := hashBase64(xml)
+
+	if st != nil && st.SourceDigest == digest && st.Resubmission == ev.Resubmission && st.Status == StatusSending && st.SessionID != "" {
+		// A previous attempt may have reached KSeF: find it before sending again.
+		found, err := s.reconcile(ctx, nip, st, hash)
+		if err != nil {
+			return err
+		}
+		if found != nil {
+			return s.markSent(ctx, ev, key, rev, st, found, ref, inv)
+		}
+	}
+
+	lease, err := s.pool.Acquire(ctx, nip)
+	if err != nil {
+		return s.kseFError(err, "opening a KSeF session")
+	}
+	attempt := 1
+	if st != nil {
+		attempt = st.Attempt + 1
+	}
+	next := &State{Status: StatusSending, SourceDigest: digest, Resubmission: ev.Resubmission, InvoiceHash: hash,
+		SessionID: lease.Session.ID, Mode: events.ModeOnline, Attempt: attempt, UpdatedAt: s.cfg.Now()}
+	ok, err := s.states.Put(ctx, key, next, rev)
+	if err != nil {
+		lease.Release(ctx, false, false)
+		return fmt.Errorf("writing invoice state: %w", err)
+	}
+	if !ok {
+		lease.Release(ctx, false, false)
+		// Another replica is handling the same invoice right now.
+		return worker.Snooze(2 * time.Second)
+	}
+	_, rev, err = s.states.Get(ctx, key) // the revision our Put produced
+	if err != nil {
+		lease.Release(ctx, false, false)
+		return fmt.Errorf("reading invoice state: %w", err)
+	}
+
+	resp, err := lease.Session.Send(ctx, xml)
+	if err != nil {
+		var ke *ksef.Error
+		broken := errors.As(err, &ke) && (ke.Code == ksef.CodeSessionUnknown || ke.Code == ksef.CodeSessionAccess)
+		lease.Release(ctx, errors.Is(err, ksef.ErrAmbiguous), broken)
+		var we *ratelimit.WaitError
+		switch {
+		case errors.As(err, &we):
+			// Nothing left this process: record that, so the next delivery need not reconcile.
+			queued := *next
+			queued.Status, queued.SessionID = StatusQueued, ""
+			if _, perr := s.states.Put(ctx, key, &queued, rev); perr != nil {
+				zerolog.Ctx(ctx).Warn().Err(perr).Msg("recording the queued state failed")
+			}
+			return worker.Snooze(we.Wait)
+		case errors.Is(err, ksef.ErrAmbiguous):
+			// Maybe sent: the next delivery reconciles through ksefSessionInvoices.
+			zerolog.Ctx(ctx).Warn().Err(err).Msg("send outcome unknown; will reconcile before sending again")
+			return worker.Snooze(2 * time.Second)
+		case broken:
+			return fmt.Errorf("session %s is gone: %w", lease.Session.ID, err)
+		case errors.As(err, &ke) && !ke.Temporary():
+			return s.reject(ctx, ev, key, digest, next, rev, &events.InvoiceRejected{
+				Code: int(ke.Code), Description: ke.Description, Details: nonEmpty(ke.Details), Stage: events.StageSend})
+		}
+		return s.kseFError(err, "sending")
+	}
+	lease.Release(ctx, true, false)
+	return s.markSent(ctx, ev, key, rev, next, &ksefapi.InvoiceInfo{InvoiceId: &resp.Id, InvoiceHash: &hash}, ref, inv)
+}
+
+// kseFError maps a KSeF failure to the worker's outcome: a long Retry-After becomes a snooze
+// (not a failure), anything else a retry with backoff.
+func (s *Sender) kseFError(err error, what string) error {
+	var ke *ksef.Error
+	if errors.As(err, &ke) && ke.TooManyRequests() {
+		return worker.Snooze(max(ke.RetryAfter, time.Second))
+	}
+	var we *ratelimit.WaitError
+	if errors.As(err, &we) {
+		return worker.Snooze(we.Wait)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// reconcile looks for an earlier attempt in its session's invoice list.
+func (s *Sender) reconcile(ctx context.Context, nip string, st *State, hash string) (*ksefapi.InvoiceInfo, error) {
+	lease, err := s.pool.Acquire(ctx, nip)
+	if err != nil {
+		return nil, s.kseFError(err, "opening a KSeF session")
+	}
+	client := lease.Client
+	lease.Release(ctx, false, false)
+	list, err := client.SessionInvoices(ctx, st.SessionID)
+	if err != nil {
+		if ksef.HasCode(err, ksef.CodeSessionUnknown) {
+			return nil, nil // the session never existed for KSeF: nothing was sent in it
+		}
+		return nil, s.kseFError(err, "reconciling an earlier send")
+	}
+	for i := range list {
+		if list[i].InvoiceHash != nil && *list[i].InvoiceHash == hash {
+			return &list[i], nil
+		}
+	}
+	return nil, nil
+}
+
+func (s *Sender) markSent(ctx context.Context, ev *events.InvoiceSubmitted, key string, rev uint64, st *State, info *ksefapi.InvoiceInfo, ref *events.ObjectRef, inv *fa3.Invoice) error {
+	sent := *st
+	sent.Status = StatusSent
+	if info.InvoiceId != nil {
+		sent.InvoiceID = *info.InvoiceId
+	}
+	sent.UpdatedAt = s.cfg.Now()
+	if _, err := s.states.Put(ctx, key, &sent, rev); err != nil {
+		// The send happened; the event below still records it. A redelivery would reconcile.
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("recording the sent state failed")
+	}
+	return s.publishSent(ctx, ev, &sent, &sentDetails{ref: ref, number: inv.InvoiceNumber()})
+}
+
+type sentDetails struct {
+	ref    *events.ObjectRef
+	number string
+}
+
+func (s *Sender) publishSent(ctx context.Context, ev *events.InvoiceSubmitted, st *State, d *sentDetails) error {
+	out := &events.InvoiceSent{KsefInvoiceID: st.InvoiceID, SessionID: st.SessionID, Mode: st.Mode,
+		InvoiceHash: st.InvoiceHash, SentAt: events.At(st.UpdatedAt)}
+	out.Meta = ev.Meta.Next()
+	if d != nil {
+		out.XML, out.InvoiceNumber = d.ref, d.number
+	} else {
+		// Rebuild from storage on redelivery: the XML was stored before it was sent.
+		loc := s.xmlLocation(ev)
+		out.XML = &events.ObjectRef{Bucket: loc.Bucket, Key: loc.Key}
+		if info, err := s.store.Stat(ctx, out.XML.Bucket, out.XML.Key); err == nil {
+			out.XML.Size, out.XML.SHA256, out.XML.ContentType = info.Size, info.SHA256, info.ContentType
+			out.InvoiceNumber = info.Metadata[storage.MetaInvoiceNumber]
+		}
+	}
+	if err := s.pub.Publish(ctx, out, nil); err != nil {
+		return fmt.Errorf("publishing invoice.sent: %w", err)
+	}
+	return nil
+}
+
+func (s *Sender) reject(ctx context.Context, ev *events.InvoiceSubmitted, key, digest string, st *State, rev uint64, r *events.InvoiceRejected) error {
+	r.Meta = ev.Meta.Next()
+	if err := s.pub.Publish(ctx, r, nil); err != nil {
+		return fmt.Errorf("publishing invoice.rejected: %w", err)
+	}
+	zerolog.Ctx(ctx).Info().Int("code", r.Code).Str("stage", r.Stage).Str("reason", r.Description).Msg("invoice rejected")
+	attempt := 0
+	if st != nil {
+		attempt = st.Attempt
+	}
+	rejected := &State{Status: StatusRejected, SourceDigest: digest, Resubmission: ev.Resubmission, Attempt: attempt, UpdatedAt: s.cfg.Now()}
+	if _, err := s.states.Put(ctx, key, rejected, rev); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("recording the rejected state failed")
+	}
+	return nil
+}
+
+func (s *Sender) xmlLocation(ev *events.InvoiceSubmitted) storage.Location {
+	return s.cfg.Layout.InvoiceXML(ev.ContextNIP, ev.OccurredAt.Time, ev.InvoiceID)
+}
+
+// load returns the invoice XML and where it is stored, storing inline and generated invoices
+// first so that every later event can point at it. A rejection is returned for problems of the
+// input; an error for problems worth retrying.
+func (s *Sender) load(ctx context.Context, ev *events.InvoiceSubmitted) ([]byte, *events.ObjectRef, *events.InvoiceRejected, error) {
+	var xml []byte
+	switch {
+	case ev.XML != nil:
+		rc, info, err := s.store.Get(ctx, ev.XML.Bucket, ev.XML.Key)
+		if errors.Is(err, storage.ErrNotFound) {
+			return nil, nil, rejectInput("the referenced invoice object does not exist", ev.XML.Bucket+"/"+ev.XML.Key), nil
+		}
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("reading the invoice object: %w", err)
+		}
+		defer rc.Close()
+		if info.Size > s.cfg.MaxInvoiceSize {
+			return nil, nil, rejectInput(fmt.Sprintf("the invoice is %d bytes, over the limit of %d", info.Size, s.cfg.MaxInvoiceSize)), nil
+		}
+		xml, err = io.ReadAll(io.LimitReader(rc, s.cfg.MaxInvoiceSize+1))
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("reading the invoice object: %w", err)
+		}
+		if int64(len(xml)) > s.cfg.MaxInvoiceSize {
+			return nil, nil, rejectInput(fmt.Sprintf("the invoice is over the limit of %d bytes", s.cfg.MaxInvoiceSize)), nil
+		}
+		if ev.XML.SHA256 != "" && hashBase64(xml) != ev.XML.SHA256 {
+			return nil, nil, rejectInput("the invoice object's SHA-256 does not match the event", "event "+ev.XML.SHA256+", object "+hashBase64(xml)), nil
+		}
+		ref := *ev.XML
+		ref.SHA256, ref.Size = hashBase64(xml), int64(len(xml))
+		return xml, &ref, nil, nil
+	case len(ev.InlineXML) > 0:
+		xml = ev.InlineXML
+	case len(ev.Generate) > 0:
+		var req ksefapi.KsefInvoiceGenerateRequest
+		dec := json.NewDecoder(bytes.NewReader(ev.Generate))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return nil, nil, rejectInput("the structured invoice is not valid JSON of a generate request", err.Error()), nil
+		}
+		var err error
+		xml, err = fa3.Generate(req, fa3.WithValidator(s.validator))
+		if err != nil {
+			return nil, nil, rejectInput("the structured invoice cannot be turned into FA(3)", err.Error()), nil
+		}
+	default:
+		return nil, nil, rejectInput("the event carries no invoice"), nil
+	}
+	if int64(len(xml)) > s.cfg.MaxInvoiceSize {
+		return nil, nil, rejectInput(fmt.Sprintf("the invoice is %d bytes, over the limit of %d", len(xml), s.cfg.MaxInvoiceSize)), nil
+	}
+	ref, err := s.storeXML(ctx, ev, xml)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return xml, ref, nil, nil
+}
+
+func (s *Sender) storeXML(ctx context.Context, ev *events.InvoiceSubmitted, xml []byte) (*events.ObjectRef, error) {
+	loc := s.xmlLocation(ev)
+	meta := storage.ObjectMeta{ContentType: "application/xml", Metadata: map[string]string{storage.MetaInvoiceID: ev.InvoiceID}}
+	if inv, err := fa3.Parse(xml); err == nil {
+		meta.Metadata[storage.MetaInvoiceNumber] = inv.InvoiceNumber()
+	}
+	info, err := s.store.Put(ctx, loc.Bucket, loc.Key, bytes.NewReader(xml), int64(len(xml)), meta)
+	if err != nil {
+		return nil, fmt.Errorf("storing the invoice XML: %w", err)
+	}
+	return &events.ObjectRef{Bucket: info.Bucket, Key: info.Key, SHA256: info.SHA256, Size: info.Size, ContentType: info.ContentType}, nil
+}
+
+// validate checks the invoice against the FA(3) schema, its semantics, and the context.
+func (s *Sender) validate(ctx context.Context, ev *events.InvoiceSubmitted, xml []byte) (*fa3.Invoice, *events.InvoiceRejected) {
+	res, err := s.validator.Validate(ctx, xml)
+	if err != nil {
+		return nil, &events.InvoiceRejected{Code: int(ksef.StatusInvalid), Description: ksef.StatusInvalid.Description(),
+			Details: []string{err.Error()}, Stage: events.StageValidate}
+	}
+	if err := fa3.CheckSemantics(res.Invoice); err != nil {
+		return nil, &events.InvoiceRejected{Code: int(ksef.StatusSemantic), Description: ksef.StatusSemantic.Description(),
+			Details: []string{err.Error()}, Stage: events.StageValidate}
+	}
+	if seller := res.Invoice.SellerNIP(); seller != ev.ContextNIP {
+		return nil, &events.InvoiceRejected{Code: int(ksef.StatusPermission), Description: ksef.StatusPermission.Description(),
+			Details: []string{fmt.Sprintf("the seller's NIP %s is not the context %s", seller, ev.ContextNIP)}, Stage: events.StageValidate}
+	}
+	return res.Invoice, nil
+}
+
+func rejectInput(description string, details ...string) *events.InvoiceRejected {
+	return &events.InvoiceRejected{Code: 0, Description: description, Details: details, Stage: events.StageValidate}
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
+
+// sourceDigest identifies what the ERP submitted (the event id of its submission), so that a
+// corrected invoice under the same ERP id is a new invoice and a redelivery is the same one.
+func sourceDigest(ev *events.InvoiceSubmitted) string {
+	orig := *ev
+	orig.Resubmission = 0
+	return events.MsgID(&orig)
+}

@@ -1,0 +1,99 @@
+package sender
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Status of an invoice in the sender's shared state.
+type Status string
+
+const (
+	// StatusQueued: known, not sent yet (waiting for the request limit).
+	StatusQueued Status = "queued"
+	// StatusSending: a send was started; if the record is found in this state, the outcome of
+	// that send is unknown and must be reconciled with KSeF before sending again.
+	StatusSending Status = "sending"
+	// StatusSent: KSeF took the invoice; InvoiceID is its technical id.
+	StatusSent Status = "sent"
+	// StatusRejected: the pipeline or KSeF refused the invoice at send time.
+	StatusRejected Status = "rejected"
+	// StatusResend: the poller asked for the invoice to be sent again (405, 550).
+	StatusResend Status = "resend"
+)
+
+// State is what all replicas know about one invoice; it is what makes a redelivered
+// invoice.submitted harmless.
+type State struct {
+	Status       Status    `json:"status"`
+	SourceDigest string    `json:"source"` // identifies the submitted content
+	Resubmission int       `json:"resubmission,omitempty"`
+	InvoiceHash  string    `json:"hash,omitempty"`
+	SessionID    string    `json:"session,omitempty"`
+	Mode         string    `json:"mode,omitempty"`
+	InvoiceID    string    `json:"invoiceId,omitempty"`
+	Attempt      int       `json:"attempt"`
+	UpdatedAt    time.Time `json:"updatedAt"`
+}
+
+// CAS is a shared compare-and-set store (natsx.CAS over a JetStream KV bucket).
+type CAS interface {
+	Get(ctx context.Context, key string) ([]byte, uint64, error)
+	Swap(ctx context.Context, key string, value []byte, revision uint64) (bool, error)
+}
+
+// States reads and writes invoice states.
+type States struct{ cas CAS }
+
+// NewStates returns a state store over cas.
+func NewStates(cas CAS) *States { return &States{cas: cas} }
+
+// StateKey is the KV key of an invoice: its context and the ERP's id. KV keys allow only
+// [-/_=.a-zA-Z0-9]; other characters of the ERP's id are hex-escaped.
+func StateKey(nip, invoiceID string) string {
+	const ok = "-_=abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	b := []byte("inv." + nip + ".")
+	for i := 0; i < len(invoiceID); i++ {
+		c := invoiceID[i]
+		if c != '=' && indexByte(ok, c) >= 0 {
+			b = append(b, c)
+		} else {
+			b = fmt.Appendf(b, "=%02x", c)
+		}
+	}
+	return string(b)
+}
+
+func indexByte(s string, c byte) int {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// Get returns the state and its revision; nil and 0 when there is none.
+func (s *States) Get(ctx context.Context, key string) (*State, uint64, error) {
+	raw, rev, err := s.cas.Get(ctx, key)
+	if err != nil || raw == nil {
+		return nil, rev, err
+	}
+	var st State
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, 0, fmt.Errorf("invoice state %s: %w", key, err)
+	}
+	return &st, rev, nil
+}
+
+// Put writes st if the record is still at rev (0: absent); false means another replica got
+// there first.
+func (s *States) Put(ctx context.Context, key string, st *State, rev uint64) (bool, error) {
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return false, err
+	}
+	return s.cas.Swap(ctx, key, raw, rev)
+}
