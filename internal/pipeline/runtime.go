@@ -153,7 +153,7 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 		case Downloader:
 			d, err := downloader.New(downloader.Config{Layout: r.Layout, TempDir: r.Settings.TempDir}, downloader.Deps{
 				Clients: func(ctx context.Context, nip string) (downloader.KSeF, error) { return r.Clients.For(ctx, nip) },
-				Store: r.Store, Publisher: r.Publisher, Marks: r.Marks,
+				Store:   r.Store, Publisher: r.Publisher, Marks: r.Marks,
 			})
 			if err != nil {
 				return err
