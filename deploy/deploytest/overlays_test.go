@@ -1,0 +1,53 @@
+package deploytest
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/ksef-pipeline/ksef-pipeline/internal/testenv"
+)
+
+// overlay is a deployable kustomization and what it expects the cluster
+// to have already.
+type overlay struct {
+	name string
+	// external lists objects created outside kustomize (deploy/README.md)
+	// with the keys they must hold: "Secret/ksef-tokens" -> ["tokens"].
+	external map[string][]string
+	// inCluster: MinIO and the emulator run in the cluster.
+	inCluster bool
+}
+
+// schemaKeys are the keys of the ConfigMap ksef-fa3-schemas.
+var schemaKeys = []string{
+	"schemat_FA3_v1-0E.xsd",
+	"StrukturyDanych_v10-0E.xsd",
+	"ElementarneTypyDanych_v10-0E.xsd",
+	"KodyKrajow_v10-0E.xsd",
+}
+
+var overlays = []overlay{
+	{
+		name:      "dev",
+		external:  map[string][]string{"ConfigMap/ksef-fa3-schemas": schemaKeys},
+		inCluster: true,
+	},
+	{
+		name: "prod",
+		external: map[string][]string{
+			"ConfigMap/ksef-fa3-schemas": schemaKeys,
+			"Secret/ksef-credentials":    {"KSEF_S3_ACCESS_KEY", "KSEF_S3_SECRET_KEY"},
+			"Secret/ksef-tokens":         {"tokens"},
+		},
+	},
+}
+
+// workers are the pipeline's workers: Deployment, Service, PDB and
+// ScaledObject names, image names, and their durable consumer names.
+var workers = []string{"sender", "poller", "downloader", "visualizer"}
+
+// k8sDir is deploy/k8s in the repository.
+func k8sDir(t testing.TB) string {
+	t.Helper()
+	return filepath.Join(testenv.RepoRoot(t), "deploy", "k8s")
+}
