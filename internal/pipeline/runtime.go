@@ -151,14 +151,16 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 			p := poller.New(poller.Config{Layout: r.Layout}, r.Clients.For, r.Store, r.States, r.Publisher)
 			jobs = append(jobs, job{cfg: r.workerConfig(Poller, 32, subj.InvoiceSent(), subj.SessionClosed()), handler: p.Handle})
 		case Downloader:
-			d, err := downloader.New(downloader.Config{Layout: r.Layout, TempDir: r.Settings.TempDir}, downloader.Deps{
+			dcfg := r.Settings.Downloader.Config
+			dcfg.Layout = r.Layout
+			d, err := downloader.New(dcfg, downloader.Deps{
 				Clients: func(ctx context.Context, nip string) (downloader.KSeF, error) { return r.Clients.For(ctx, nip) },
 				Store:   r.Store, Publisher: r.Publisher, Marks: r.Marks,
 			})
 			if err != nil {
 				return err
 			}
-			cfg := r.workerConfig(Downloader, 2, subj.QueryRequested())
+			cfg := r.workerConfig(Downloader, max(r.Settings.Downloader.Concurrency, 1), subj.QueryRequested())
 			jobs = append(jobs, job{cfg: cfg, handler: d.Handler()})
 		case Visualizer:
 			renderer, err := visualize.NewRenderer()

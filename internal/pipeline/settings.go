@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/downloader"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
@@ -27,7 +28,6 @@ const (
 	EnvVisualizeFormat     = "KSEF_VISUALIZE_FORMAT"     // pdf or html
 	EnvVisualizeLanguage   = "KSEF_VISUALIZE_LANGUAGE"   // pl, en or pl_en
 	EnvQREnvironment       = "KSEF_QR_ENVIRONMENT"       // test, demo, prod or a base URL
-	EnvTempDir             = "KSEF_TEMP_DIR"             // temporary files of the downloader
 	EnvAckWait             = "KSEF_ACK_WAIT"             // consumer AckWait
 	EnvMaxFailures         = "KSEF_MAX_FAILURES"         // failures before a dead letter
 	EnvSessionCloseIdle    = "KSEF_SESSION_CLOSE_IDLE"   // close an unused KSeF session after (2m)
@@ -35,9 +35,10 @@ const (
 
 // Settings of a pipeline process.
 type Settings struct {
-	NATS    natsx.Config
-	Storage storage.Config
-	KSeF    ksefconn.Settings
+	NATS       natsx.Config
+	Storage    storage.Config
+	KSeF       ksefconn.Settings
+	Downloader downloader.Settings
 
 	SchemaDir string
 	// Concurrency is per worker; 0 uses each worker's default.
@@ -57,7 +58,7 @@ type Settings struct {
 // SettingsFromEnv reads every setting; readFile reads files named by settings (tokens).
 func SettingsFromEnv(getenv func(string) string, readFile func(string) ([]byte, error)) (Settings, error) {
 	var errs []error
-	s := Settings{SchemaDir: getenv(EnvSchemaDir), TempDir: getenv(EnvTempDir), LogLevel: zerolog.InfoLevel,
+	s := Settings{SchemaDir: getenv(EnvSchemaDir), LogLevel: zerolog.InfoLevel,
 		VisualizeAccepted: true, VisualizeDownloaded: true, VisualizeFormat: getenv(EnvVisualizeFormat),
 		VisualizeLanguage: getenv(EnvVisualizeLanguage), QREnvironment: getenv(EnvQREnvironment)}
 	var err error
@@ -68,6 +69,9 @@ func SettingsFromEnv(getenv func(string) string, readFile func(string) ([]byte, 
 		errs = append(errs, err)
 	}
 	if s.KSeF, err = ksefconn.SettingsFromEnv(getenv, readFile); err != nil {
+		errs = append(errs, err)
+	}
+	if s.Downloader, err = downloader.SettingsFromEnv(getenv); err != nil {
 		errs = append(errs, err)
 	}
 	if v := getenv(EnvConcurrency); v != "" {
