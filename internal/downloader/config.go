@@ -19,6 +19,7 @@ const (
 	DefaultStateTTL        = 2 * time.Hour
 	DefaultMaxInvoiceSize  = 16 << 20
 	DefaultHeartbeatEvery  = 5 * time.Second
+	DefaultParallelism     = 4
 )
 
 // Config tunes a Downloader. The zero value (after WithDefaults) uses the default buckets and
@@ -47,6 +48,8 @@ type Config struct {
 	MaxInvoiceSize int64
 	// HeartbeatEvery spaces the progress calls that extend the message's ack deadline.
 	HeartbeatEvery time.Duration
+	// Parallelism is how many invoices of a part are stored and announced at once.
+	Parallelism int
 }
 
 // WithDefaults returns c with zero settings set to their defaults.
@@ -71,6 +74,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxInvoiceSize == 0 {
 		c.MaxInvoiceSize = DefaultMaxInvoiceSize
 	}
+	if c.Parallelism == 0 {
+		c.Parallelism = DefaultParallelism
+	}
 	return c
 }
 
@@ -85,6 +91,8 @@ func (c Config) Validate() error {
 		return errors.New("downloader: negative overlap or non-positive state TTL or heartbeat")
 	case c.MaxInvoiceSize <= 0:
 		return errors.New("downloader: max invoice size must be positive")
+	case c.Parallelism < 1:
+		return errors.New("downloader: parallelism must be at least 1")
 	}
 	return nil
 }
@@ -99,6 +107,7 @@ const (
 	EnvPollBudget      = "KSEF_DOWNLOADER_POLL_BUDGET"
 	EnvOverlap         = "KSEF_DOWNLOADER_OVERLAP"
 	EnvMaxInvoiceSize  = "KSEF_DOWNLOADER_MAX_INVOICE_SIZE"
+	EnvParallelism     = "KSEF_DOWNLOADER_PARALLELISM"
 	EnvMarksBucket     = "KSEF_DOWNLOADER_MARKS_BUCKET"
 )
 
@@ -148,6 +157,10 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 	if v := getenv(EnvConcurrency); v != "" {
 		s.Concurrency, err = strconv.Atoi(v)
 		wrap(EnvConcurrency, err)
+	}
+	if v := getenv(EnvParallelism); v != "" {
+		s.Parallelism, err = strconv.Atoi(v)
+		wrap(EnvParallelism, err)
 	}
 	if v := getenv(EnvMaxInvoiceSize); v != "" {
 		s.MaxInvoiceSize, err = strconv.ParseInt(v, 10, 64)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ratelimit"
@@ -489,61 +490,80 @@ func (r *run) part(ctx context.Context, a *activeQuery, pn string, no int) (part
 	if err != nil {
 		return partResult{}, fmt.Errorf("downloader: KSeF query %s part %s: %w", a.id, pn, err)
 	}
-	for i := range invs {
-		if err := r.invoice(ctx, &invs[i]); err != nil {
-			return partResult{}, err
-		}
+	if err := r.invoices(ctx, invs); err != nil {
+		return partResult{}, err
 	}
 	ref := events.ObjectRef{Bucket: loc.Bucket, Key: loc.Key, SHA256: pf.rawSHA256, Size: pf.rawSize, ContentType: "application/octet-stream"}
 	return partResult{ref: ref, rawSize: pf.rawSize, invoices: len(invs)}, nil
 }
 
-// invoice stores one invoice of a package and announces it, unless this query or the previous
-// incremental one already did.
+// invoices stores and announces the invoices of one part that this query (or, for an
+// incremental query, the previous one) has not announced yet, Parallelism at a time.
+func (r *run) invoices(ctx context.Context, invs []archived) error {
+	st := r.st
+	todo := make([]*archived, 0, len(invs))
+	claimed := make(map[string]bool, len(invs))
+	for i := range invs {
+		inv := &invs[i]
+		n := inv.meta.KsefNumber
+		switch _, done := st.done[n]; {
+		case done || claimed[n]:
+			// Overlap of a truncated query and its continuation.
+		case st.skip[n]:
+			st.skipped[n] = inv.meta.PermanentStorageDate
+		default:
+			claimed[n] = true
+			todo = append(todo, inv)
+		}
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(r.d.cfg.Parallelism)
+	var mu sync.Mutex
+	for _, inv := range todo {
+		r.beat()
+		g.Go(func() error {
+			if err := r.invoice(gctx, inv); err != nil {
+				return err
+			}
+			mu.Lock()
+			st.done[inv.meta.KsefNumber] = inv.meta.PermanentStorageDate
+			mu.Unlock()
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// invoice stores one invoice and announces it. Storing again what an earlier delivery stored
+// writes the same bytes under the same key; the announcement has the same event id.
 func (r *run) invoice(ctx context.Context, inv *archived) error {
-	r.beat()
-	st, req, cfg := r.st, r.req, r.d.cfg
+	req, cfg := r.req, r.d.cfg
 	n, psd := inv.meta.KsefNumber, inv.meta.PermanentStorageDate
-	if _, ok := st.done[n]; ok {
-		return nil // overlap of a truncated query and its continuation
-	}
-	if st.skip[n] {
-		st.skipped[n] = psd
-		return nil
-	}
 	if inv.file.UncompressedSize64 > uint64(cfg.MaxInvoiceSize) {
 		return fmt.Errorf("downloader: invoice %s is %d bytes, more than %d", n, inv.file.UncompressedSize64, cfg.MaxInvoiceSize)
 	}
-	size := int64(inv.file.UncompressedSize64)
 	loc := cfg.Layout.Downloaded(req.ContextNIP, n)
-	want := inv.meta.hash()
-
-	info, err := r.d.store.Stat(ctx, loc.Bucket, loc.Key)
-	switch {
-	case err == nil && want != "" && info.SHA256 == want && info.Size == size:
-		// Stored by an earlier delivery or query: do not upload it again.
-	case err == nil || errors.Is(err, storage.ErrNotFound):
-		rc, err := inv.file.Open()
-		if err != nil {
-			return fmt.Errorf("downloader: invoice %s in the package: %w", n, err)
-		}
-		meta := map[string]string{storage.MetaKsefNumber: n, "context-nip": req.ContextNIP, "subject-type": req.SubjectType}
-		if inv.meta.InvoiceNumber != "" {
-			meta[storage.MetaInvoiceNumber] = inv.meta.InvoiceNumber
-		}
-		if !psd.IsZero() {
-			meta["permanent-storage-date"] = psd.UTC().Format(time.RFC3339Nano)
-		}
-		info, err = r.d.store.Put(ctx, loc.Bucket, loc.Key, rc, size, storage.ObjectMeta{ContentType: "application/xml", Metadata: meta})
-		rc.Close()
-		if err != nil {
-			return fmt.Errorf("downloader: storing invoice %s: %w", n, err)
-		}
-		if want != "" && info.SHA256 != want {
-			return fmt.Errorf("downloader: invoice %s: its SHA-256 differs from the package index", n)
-		}
-	default:
-		return fmt.Errorf("downloader: invoice %s: %w", n, err)
+	rc, err := inv.file.Open()
+	if err != nil {
+		return fmt.Errorf("downloader: invoice %s in the package: %w", n, err)
+	}
+	meta := map[string]string{storage.MetaKsefNumber: n, "context-nip": req.ContextNIP, "subject-type": req.SubjectType}
+	if inv.meta.InvoiceNumber != "" {
+		meta[storage.MetaInvoiceNumber] = inv.meta.InvoiceNumber
+	}
+	if !psd.IsZero() {
+		meta["permanent-storage-date"] = psd.UTC().Format(time.RFC3339Nano)
+	}
+	// The size is known, so the store sends the invoice in one request with its digest; the
+	// ZIP reader checks the entry's CRC at its end.
+	info, err := r.d.store.Put(ctx, loc.Bucket, loc.Key, rc, int64(inv.file.UncompressedSize64),
+		storage.ObjectMeta{ContentType: "application/xml", Metadata: meta})
+	rc.Close()
+	if err != nil {
+		return fmt.Errorf("downloader: storing invoice %s: %w", n, err)
+	}
+	if want := inv.meta.hash(); want != "" && info.SHA256 != want {
+		return fmt.Errorf("downloader: invoice %s: its SHA-256 differs from the package index", n)
 	}
 	ev := &events.InvoiceDownloaded{
 		Meta:        events.Meta{CorrelationID: req.CorrelationID, ContextNIP: req.ContextNIP},
@@ -557,11 +577,7 @@ func (r *run) invoice(ctx context.Context, inv *archived) error {
 	if !psd.IsZero() {
 		ev.PermanentStorageDate = events.At(psd)
 	}
-	if err := r.d.pub.Publish(ctx, ev, nil); err != nil {
-		return err
-	}
-	st.done[n] = psd
-	return nil
+	return r.d.pub.Publish(ctx, ev, nil)
 }
 
 // finish computes the high-water mark, moves the incremental mark and publishes query.completed.

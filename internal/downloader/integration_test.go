@@ -61,6 +61,9 @@ func newEnv(t *testing.T, emCfg emulator.Config) *env {
 		emCfg.ProcessingDelay = -1
 	}
 	emCfg.TempDir = t.TempDir()
+	// Request limits are the limiter's business (internal/ratelimit); here they would only
+	// slow the sending down.
+	emCfg.Limits.Disabled = true
 	em, err := emulator.New(emCfg)
 	if err != nil {
 		t.Fatal(err)
