@@ -327,9 +327,15 @@ func details(e ksefapi.Error) string {
 // do sends a raw request.
 func (v *env) do(method, path, token, contentType string, body io.Reader) (int, http.Header, []byte) {
 	v.t.Helper()
+	return v.doT(v.t, method, path, token, contentType, body)
+}
+
+// doT is do reporting to t (fuzz targets must not use the F).
+func (v *env) doT(t testing.TB, method, path, token, contentType string, body io.Reader) (int, http.Header, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(method, v.srv.URL+path, body)
 	if err != nil {
-		v.t.Fatal(err)
+		t.Fatal(err)
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -339,12 +345,12 @@ func (v *env) do(method, path, token, contentType string, body io.Reader) (int, 
 	}
 	resp, err := v.srv.Client().Do(req)
 	if err != nil {
-		v.t.Fatal(err)
+		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		v.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return resp.StatusCode, resp.Header, b
 }
