@@ -66,7 +66,8 @@ func (e *Emulator) handleDocs(w http.ResponseWriter, _ *http.Request) {
 }
 
 func renderDocs() ([]byte, error) {
-	spec, err := ksefapi.GetSwagger()
+	// The served contract itself, not the generator's normalised copy.
+	spec, err := openapi3.NewLoader().LoadFromData(ksefapi.Spec)
 	if err != nil {
 		return nil, err
 	}
