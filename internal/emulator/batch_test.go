@@ -10,9 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
-	"runtime"
 
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
