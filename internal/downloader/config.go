@@ -39,7 +39,7 @@ type Config struct {
 	// Overlap is how far before the query's start the high-water mark is set: KSeF may still
 	// store invoices with a PermanentStorage date a little in the past (its own HWM is not
 	// exposed by this API). The next incremental window re-reads this overlap and skips what it
-	// already has.
+	// already has. Zero means DefaultOverlap, negative none.
 	Overlap time.Duration
 	// StateTTL is how long an idle query's state (its KSeF query and key) is kept in memory
 	// for the next delivery.
@@ -68,7 +68,12 @@ func (c Config) WithDefaults() Config {
 	def(&c.PollInterval, DefaultPollInterval)
 	def(&c.PollMaxInterval, DefaultPollMaxInterval)
 	def(&c.PollBudget, DefaultPollBudget)
-	def(&c.Overlap, DefaultOverlap)
+	switch {
+	case c.Overlap == 0:
+		c.Overlap = DefaultOverlap
+	case c.Overlap < 0:
+		c.Overlap = 0 // none
+	}
 	def(&c.StateTTL, DefaultStateTTL)
 	def(&c.HeartbeatEvery, DefaultHeartbeatEvery)
 	if c.MaxInvoiceSize == 0 {
@@ -87,8 +92,8 @@ func (c Config) Validate() error {
 		return errors.New("downloader: the invoices and query-parts buckets must be named")
 	case c.PollInterval <= 0 || c.PollMaxInterval < c.PollInterval || c.PollBudget <= 0:
 		return errors.New("downloader: poll interval, max interval and budget must be positive, max >= interval")
-	case c.Overlap < 0 || c.StateTTL <= 0 || c.HeartbeatEvery <= 0:
-		return errors.New("downloader: negative overlap or non-positive state TTL or heartbeat")
+	case c.StateTTL <= 0 || c.HeartbeatEvery <= 0:
+		return errors.New("downloader: state TTL and heartbeat interval must be positive")
 	case c.MaxInvoiceSize <= 0:
 		return errors.New("downloader: max invoice size must be positive")
 	case c.Parallelism < 1:
@@ -153,6 +158,9 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 			*d.dst, err = time.ParseDuration(v)
 			wrap(d.env, err)
 		}
+	}
+	if s.Overlap == 0 && getenv(EnvOverlap) != "" {
+		s.Overlap = -1 // set to zero: none, not the default
 	}
 	if v := getenv(EnvConcurrency); v != "" {
 		s.Concurrency, err = strconv.Atoi(v)

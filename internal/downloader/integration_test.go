@@ -435,7 +435,7 @@ func TestIncrementalAgainstEmulator(t *testing.T) {
 	e := newEnv(t, emulator.Config{QueryMaxPartSize: 4 << 10})
 	marks := ratelimit.NewMemStore()
 	// No overlap: the emulator's storage dates are final at once.
-	d := e.downloader(Config{Overlap: time.Nanosecond}, marks)
+	d := e.downloader(Config{Overlap: -1}, marks)
 	first := e.send(tokenA, sellerNIP, buyerNIP, 4, "I1")
 	start := time.Now().UTC().Add(-time.Hour)
 
