@@ -1,0 +1,216 @@
+package pipeline_test
+
+// End-to-end tests of the whole pipeline with real parts: an embedded NATS server with
+// JetStream, a real MinIO server, the KSeF emulator over loopback HTTP, and the four workers of
+// pipeline.Run. Nothing is mocked; the emulator's own records (SendCount, Requests) prove what
+// reached KSeF.
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
+	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
+)
+
+// TestE2EInvoicesToKSeFAndBack sends 200 invoices of two sellers, submitted inline, as stored
+// objects and as structured data, and follows each to its KSeF number, stored XML, UPO and PDF;
+// then the buyer's query downloads exactly those invoices back.
+func TestE2EInvoicesToKSeFAndBack(t *testing.T) {
+	const total = 200
+	p := start(t, options{})
+	p.run(p.rt)
+	begin := time.Now()
+
+	ways := []string{viaInline, viaObject, viaGenerate}
+	subs := map[string]*submission{}
+	var ids []string
+	for n := 1; n <= total; n++ {
+		seller := demo.Sellers[n%len(demo.Sellers)]
+		s := p.newSubmission(fmt.Sprintf("ERP-%03d", n), seller, n, ways[n%len(ways)], begin)
+		p.publish(s.ev)
+		subs[s.id] = s
+		ids = append(ids, s.id)
+	}
+
+	// Every invoice accepted, rendered and covered by a stored UPO.
+	evs := p.await(2*time.Minute, "200 invoices accepted, visualized and in UPOs", func(evs []natsx.Delivered) bool {
+		if !settled(ids)(evs) {
+			return false
+		}
+		acc, vis := byInvoice[*events.InvoiceAccepted](evs), byInvoice[*events.InvoiceVisualized](evs)
+		inUPO := map[string]bool{}
+		for _, u := range eventsOf[*events.SessionUpoStored](evs) {
+			for _, num := range u.KsefNumbers {
+				inUPO[num] = true
+			}
+		}
+		for id, a := range acc {
+			if vis[id] == nil || !inUPO[a.KsefNumber] {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("%d invoices accepted, visualized and in UPOs after %v", total, time.Since(begin).Round(time.Millisecond))
+
+	if rej := eventsOf[*events.InvoiceRejected](evs); len(rej) > 0 {
+		t.Fatalf("%d invoices rejected, want none\n%s", len(rej), summary(evs))
+	}
+	if dl := eventsOf[*events.DeadLettered](evs); len(dl) > 0 {
+		t.Fatalf("%d dead letters, want none\n%s", len(dl), summary(evs))
+	}
+	acc := byInvoice[*events.InvoiceAccepted](evs)
+	vis := byInvoice[*events.InvoiceVisualized](evs)
+	numbers := map[string]string{} // KSeF number -> ERP id
+	stored := map[string][]byte{}  // ERP id -> the XML stored at send
+	for _, id := range ids {
+		s, a := subs[id], acc[id]
+		if err := ksef.ValidateNumber(a.KsefNumber); err != nil {
+			t.Errorf("%s: KSeF number %q: %v", id, a.KsefNumber, err)
+		}
+		if !strings.HasPrefix(a.KsefNumber, s.seller+"-") {
+			t.Errorf("%s: KSeF number %s is not the seller %s's", id, a.KsefNumber, s.seller)
+		}
+		if other, dup := numbers[a.KsefNumber]; dup {
+			t.Errorf("%s and %s got the same KSeF number %s", other, id, a.KsefNumber)
+		}
+		numbers[a.KsefNumber] = id
+		if a.DuplicateOfEarlierSend {
+			t.Errorf("%s: accepted as a duplicate of an earlier send; every invoice was new", id)
+		}
+
+		// The XML in MinIO is what was submitted (or generated from it) and what KSeF got.
+		xml, info := p.object(a.XML)
+		sum := kcrypto.SHA256Base64(xml)
+		if sum != a.InvoiceHash || info.SHA256 != sum || a.XML.SHA256 != sum || info.Size != int64(len(xml)) {
+			t.Errorf("%s: stored XML %s/%s: SHA-256 %s, stored metadata %s, event %s, invoice hash %s",
+				id, a.XML.Bucket, a.XML.Key, sum, info.SHA256, a.XML.SHA256, a.InvoiceHash)
+		}
+		if s.xml != nil && !bytes.Equal(xml, s.xml) {
+			t.Errorf("%s: the stored XML differs from the submitted one", id)
+		}
+		if s.xml == nil {
+			inv, err := fa3.Parse(xml)
+			if err != nil {
+				t.Fatalf("%s: generated XML: %v", id, err)
+			}
+			if inv.InvoiceNumber() != s.req.InvoiceNumber || inv.SellerNIP() != s.seller || inv.BuyerNIP() != demo.Buyer {
+				t.Errorf("%s: generated invoice %s from %s to %s, want %s from %s to %s", id,
+					inv.InvoiceNumber(), inv.SellerNIP(), inv.BuyerNIP(), s.req.InvoiceNumber, s.seller, demo.Buyer)
+			}
+		}
+		stored[id] = xml
+		p.sentOnce(s.seller, xml)
+
+		// A PDF of it.
+		v := vis[id]
+		if v.KsefNumber != a.KsefNumber || v.Format != events.FormatPDF {
+			t.Errorf("%s: visualized %s as %s, want %s as pdf", id, v.KsefNumber, v.Format, a.KsefNumber)
+		}
+		info, err := p.rt.Store.Stat(t.Context(), v.Document.Bucket, v.Document.Key)
+		if err != nil {
+			t.Fatalf("%s: PDF %s/%s: %v", id, v.Document.Bucket, v.Document.Key, err)
+		}
+		if info.ContentType != "application/pdf" || info.Size < 1000 || info.SHA256 != v.Document.SHA256 {
+			t.Errorf("%s: PDF %s: content type %q, %d bytes, SHA-256 %s (event %s)", id, v.Document.Key, info.ContentType, info.Size, info.SHA256, v.Document.SHA256)
+		}
+	}
+	// Every PDF starts as one should (read a sample whole: they are all made the same way).
+	for _, id := range ids[:10] {
+		pdf, _ := p.object(vis[id].Document)
+		if !bytes.HasPrefix(pdf, []byte("%PDF-")) {
+			t.Errorf("%s: the PDF starts with %q", id, pdf[:min(len(pdf), 8)])
+		}
+	}
+
+	// The UPOs are stored, are UPOs, and name the invoices they cover.
+	upoOf := map[string]string{} // KSeF number -> session
+	for _, u := range eventsOf[*events.SessionUpoStored](evs) {
+		data, info := p.object(u.UPO)
+		if info.ContentType != "application/xml" || kcrypto.SHA256Base64(data) != u.UPO.SHA256 {
+			t.Errorf("UPO of session %s: content type %q, SHA-256 %s (event %s)", u.SessionID, info.ContentType, kcrypto.SHA256Base64(data), u.UPO.SHA256)
+		}
+		for _, num := range u.KsefNumbers {
+			if !bytes.Contains(data, []byte(">"+num+"<")) {
+				t.Errorf("UPO of session %s is announced with %s, which it does not name", u.SessionID, num)
+			}
+			if s, ok := upoOf[num]; ok && s != u.SessionID {
+				t.Errorf("%s is in the UPOs of sessions %s and %s", num, s, u.SessionID)
+			}
+			upoOf[num] = u.SessionID
+		}
+	}
+	for num, id := range numbers {
+		if _, ok := upoOf[num]; !ok {
+			t.Errorf("%s (%s) is in no stored UPO", id, num)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// The buyer downloads them back.
+	q := &events.QueryRequested{QueryID: "buyer-all", SubjectType: events.SubjectBuyer,
+		From: events.At(begin.Add(-time.Minute)), To: events.At(time.Now().Add(time.Minute))}
+	q.ContextNIP = demo.Buyer
+	p.publish(q)
+	evs = p.await(time.Minute, "the buyer's query to complete", func(evs []natsx.Delivered) bool {
+		for _, c := range eventsOf[*events.QueryCompleted](evs) {
+			if c.QueryID == q.QueryID {
+				return true
+			}
+		}
+		return len(eventsOf[*events.DeadLettered](evs)) > 0
+	})
+	var done *events.QueryCompleted
+	for _, c := range eventsOf[*events.QueryCompleted](evs) {
+		if c.QueryID == q.QueryID {
+			done = c
+		}
+	}
+	if done == nil {
+		t.Fatalf("the query was dead-lettered\n%s", summary(evs))
+	}
+	downloaded := map[string]*events.InvoiceDownloaded{}
+	for _, d := range eventsOf[*events.InvoiceDownloaded](evs) {
+		if d.QueryID == q.QueryID {
+			if _, dup := downloaded[d.KsefNumber]; dup {
+				t.Errorf("%s downloaded twice by one query", d.KsefNumber)
+			}
+			downloaded[d.KsefNumber] = d
+		}
+	}
+	if done.InvoiceCount != total || len(downloaded) != total {
+		t.Errorf("the query completed with %d invoices and %d were downloaded, want %d", done.InvoiceCount, len(downloaded), total)
+	}
+	for num, id := range numbers {
+		if downloaded[num] == nil {
+			t.Errorf("%s (%s) was not downloaded by the buyer", id, num)
+		}
+	}
+	for num := range downloaded {
+		if _, ok := numbers[num]; !ok {
+			t.Errorf("the buyer downloaded %s, which the pipeline did not send", num)
+		}
+	}
+	// The bytes that came back are the bytes that went out: one of each way of submitting.
+	for _, id := range ids[:6] {
+		d := downloaded[acc[id].KsefNumber]
+		if d == nil {
+			continue
+		}
+		back, _ := p.object(d.XML)
+		if !bytes.Equal(back, stored[id]) {
+			t.Errorf("%s (%s): the downloaded XML (%d bytes) differs from the one sent (%d bytes)", id, d.KsefNumber, len(back), len(stored[id]))
+		}
+	}
+	t.Logf("the buyer's query downloaded %d invoices in %d parts; whole test %v", len(downloaded), len(done.Parts), time.Since(begin).Round(time.Millisecond))
+}
