@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
@@ -95,6 +96,7 @@ func (e *Emulator) outer(next http.Handler) http.Handler {
 		ri := &reqInfo{baseURL: e.baseURL(r)}
 		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, ri))
 		sw := &statusWriter{ResponseWriter: w}
+		start := time.Now()
 		defer func() {
 			if v := recover(); v != nil {
 				if v == http.ErrAbortHandler {
@@ -109,6 +111,8 @@ func (e *Emulator) outer(next http.Handler) http.Handler {
 			if ri.op != "" {
 				e.stats.record(ri.op, sw.statusCode())
 			}
+			e.log.Debug().Str("method", r.Method).Str("path", r.URL.Path).Str("op", string(ri.op)).
+				Str("context", ri.p.nip).Int("status", sw.statusCode()).Dur("took", time.Since(start)).Msg("request")
 		}()
 		next.ServeHTTP(sw, r)
 	})
