@@ -1,6 +1,7 @@
 package downloader
 
 import (
+	"archive/zip"
 	"context"
 	"errors"
 	"fmt"
@@ -47,6 +48,9 @@ type Deps struct {
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
+
+// errBadPackage marks a part that did not decrypt, unpack or match its index.
+var errBadPackage = errors.New("bad result package")
 
 // SnoozeError asks for the message to come back after After: the query is not ready yet, or a
 // request limit says wait. The query's state (its KSeF query and key) stays in memory meanwhile.
@@ -131,6 +135,7 @@ type activeQuery struct {
 	// firstPart is the stored number of the first part; the others follow in status order.
 	firstPart int
 	parts     map[string]partResult
+	bad       int // parts that did not decrypt or unpack
 }
 
 type partResult struct {
@@ -321,7 +326,12 @@ func (r *run) window(ctx context.Context) error {
 		}
 		res, err := r.part(ctx, a, pn, a.firstPart+i)
 		if err != nil {
-			if gone(err) {
+			if errors.Is(err, errBadPackage) {
+				a.bad++
+			}
+			// A part that fails to decrypt or unpack twice will not get better with the same
+			// key: the next delivery starts a new query.
+			if gone(err) || a.bad >= 2 {
 				st.dropActive()
 			}
 			return err
@@ -479,6 +489,9 @@ func (r *run) part(ctx context.Context, a *activeQuery, pn string, no int) (part
 		})
 		return err
 	})
+	if errors.Is(err, kcrypto.ErrPadding) || errors.Is(err, kcrypto.ErrCiphertextLength) {
+		err = fmt.Errorf("%w: %w", errBadPackage, err)
+	}
 	if err != nil {
 		return partResult{}, fmt.Errorf("downloader: KSeF query %s part %s: %w", a.id, pn, err)
 	}
@@ -488,7 +501,7 @@ func (r *run) part(ctx context.Context, a *activeQuery, pn string, no int) (part
 	}
 	invs, err := readArchive(pf.f, pf.size)
 	if err != nil {
-		return partResult{}, fmt.Errorf("downloader: KSeF query %s part %s: %w", a.id, pn, err)
+		return partResult{}, fmt.Errorf("downloader: KSeF query %s part %s: %w: %w", a.id, pn, errBadPackage, err)
 	}
 	if err := r.invoices(ctx, invs); err != nil {
 		return partResult{}, err
@@ -559,11 +572,14 @@ func (r *run) invoice(ctx context.Context, inv *archived) error {
 	info, err := r.d.store.Put(ctx, loc.Bucket, loc.Key, rc, int64(inv.file.UncompressedSize64),
 		storage.ObjectMeta{ContentType: "application/xml", Metadata: meta})
 	rc.Close()
+	if errors.Is(err, zip.ErrChecksum) {
+		err = fmt.Errorf("%w: %w", errBadPackage, err)
+	}
 	if err != nil {
 		return fmt.Errorf("downloader: storing invoice %s: %w", n, err)
 	}
 	if want := inv.meta.hash(); want != "" && info.SHA256 != want {
-		return fmt.Errorf("downloader: invoice %s: its SHA-256 differs from the package index", n)
+		return fmt.Errorf("%w: invoice %s: its SHA-256 differs from the package index", errBadPackage, n)
 	}
 	ev := &events.InvoiceDownloaded{
 		Meta:        events.Meta{CorrelationID: req.CorrelationID, ContextNIP: req.ContextNIP},

@@ -457,6 +457,7 @@ func TestDownloadKSeFTrouble(t *testing.T) {
 		snooze   time.Duration // > 0: want a snooze of at least this
 		wantErr  bool
 		restarts bool // the second delivery must start a new KSeF query
+		resumes  bool // the second delivery must go on with the same KSeF query
 	}{
 		{
 			name: "429 with a long Retry-After on start",
@@ -487,6 +488,18 @@ func TestDownloadKSeFTrouble(t *testing.T) {
 			restarts: true,
 		},
 		{
+			name:     "a part that does not decrypt, twice",
+			setup:    func(f *fakeKSeF) { f.corrupt = 2 },
+			wantErr:  true,
+			restarts: true, // after the second failure
+		},
+		{
+			name:    "a part that does not decrypt once (retried with the same query)",
+			setup:   func(f *fakeKSeF) { f.corrupt = 1 },
+			wantErr: true,
+			resumes: true,
+		},
+		{
 			name: "KSeF down (5xx after the client's retries)",
 			setup: func(f *fakeKSeF) {
 				f.startErr = &ksef.Error{Operation: ksef.OpInvoiceQueryStart, HTTPStatus: 502, Body: "<html>"}
@@ -515,11 +528,20 @@ func TestDownloadKSeFTrouble(t *testing.T) {
 			}
 			starts := len(fake.starts)
 			fake.sizeSkew = 0
+			if fake.corrupt > 0 {
+				// The second delivery fails as well, and gives up on the query's key.
+				if _, err := d.Download(t.Context(), req, nil); !errors.Is(err, errBadPackage) {
+					t.Fatalf("second delivery: %v, want a bad package", err)
+				}
+			}
 			if _, err := d.Download(t.Context(), req, nil); err != nil {
-				t.Fatalf("second delivery: %v", err)
+				t.Fatalf("next delivery: %v", err)
 			}
 			if tt.restarts && len(fake.starts) != starts+1 {
 				t.Errorf("second delivery started %d KSeF queries, want 1", len(fake.starts)-starts)
+			}
+			if tt.resumes && len(fake.starts) != starts {
+				t.Errorf("second delivery started %d KSeF queries, want to resume the first", len(fake.starts)-starts)
 			}
 			h.checkDownloaded("t1", invs)
 			if c := h.pub.completed(); len(c) != 1 || c[0].InvoiceCount != 6 {

@@ -34,6 +34,8 @@ type fakeKSeF struct {
 	startErr, statusErr error
 	// sizeSkew is added to every packageSize reported.
 	sizeSkew int64
+	// corrupt parts are served encrypted with the wrong key, this many times.
+	corrupt int
 
 	keys    map[string]*kcrypto.SessionKey
 	queries map[string]*fakeQuery
@@ -42,6 +44,7 @@ type fakeKSeF struct {
 }
 
 type fakeQuery struct {
+	key    *kcrypto.SessionKey
 	parts  [][]byte
 	status ksefapi.KsefInvoiceQueryStatusResponse
 	polls  int
@@ -93,7 +96,7 @@ func (f *fakeKSeF) StartQuery(_ context.Context, req ksefapi.KsefInvoiceQuerySta
 			hit = append(hit, inv)
 		}
 	}
-	q := &fakeQuery{}
+	q := &fakeQuery{key: key}
 	if f.cap > 0 && len(hit) > f.cap {
 		hit = hit[:f.cap]
 		q.status.IsTruncated = true
@@ -144,6 +147,15 @@ func (f *fakeKSeF) QueryResult(_ context.Context, id, part string) (io.ReadClose
 		return nil, &ksef.Error{Operation: ksef.OpInvoiceQueryResult, HTTPStatus: 404, Code: ksef.CodeQueryResult}
 	}
 	f.results++
+	if f.corrupt > 0 {
+		f.corrupt--
+		// The right ciphertext decrypted and re-encrypted under another key: garbage to us.
+		plain, err := kcrypto.Decrypt(q.parts[i], q.key.Key, q.key.IV)
+		if err != nil {
+			return nil, err
+		}
+		return io.NopCloser(bytes.NewReader(encrypt(f.t, plain, fixedKey(9)))), nil
+	}
 	return io.NopCloser(bytes.NewReader(q.parts[i])), nil
 }
 

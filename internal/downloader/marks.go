@@ -64,11 +64,24 @@ func (m marks) get(ctx context.Context, nip, subject string) (Mark, uint64, erro
 	return mk, rev, nil
 }
 
-// put writes mk if the mark is still at rev.
+// maxMarkSize keeps a mark well inside a KV value (NATS' default max payload is 1 MiB).
+const maxMarkSize = 256 << 10
+
+// put writes mk if the mark is still at rev. A mark too large for the bucket drops the part
+// list of its summary: a republished query.completed then lacks it (its event id is the same).
 func (m marks) put(ctx context.Context, nip, subject string, mk Mark, rev uint64) error {
 	raw, err := json.Marshal(mk)
+	if err == nil && len(raw) > maxMarkSize && mk.Last != nil {
+		last := *mk.Last
+		last.Parts = nil
+		mk.Last = &last
+		raw, err = json.Marshal(mk)
+	}
 	if err != nil {
 		return err
+	}
+	if len(raw) > maxMarkSize {
+		return fmt.Errorf("downloader: high-water mark %s is %d bytes (%d recent invoices); lower the overlap", markKey(nip, subject), len(raw), len(mk.Recent))
 	}
 	ok, err := m.cas.Swap(ctx, markKey(nip, subject), raw, rev)
 	if err != nil {
