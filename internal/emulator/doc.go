@@ -100,10 +100,13 @@
 // /openapi.yaml serves the contract, GET /docs a self-contained HTML rendering of it, GET
 // /healthz liveness.
 //
-// # Persistence
+// # Storage
 //
-// With DataDir the key pair (key.pem) and an append-only JSON-lines journal of sessions and
-// invoices survive restarts. Session keys are never written, so sessions open at a restart
+// Memory holds sessions, queries and invoice metadata (about 1 kB per invoice); the XML of
+// accepted invoices, batch parts and query result parts live on disk (TempDir), so that
+// memory does not grow with the invoices' size. With DataDir the key pair (key.pem), the
+// invoices' XML (invoices/) and an append-only JSON-lines journal of sessions and invoices
+// survive restarts. Session keys are never written, so sessions open at a restart
 // are closed by it, batches not yet processed end with 500 and invoices caught mid-processing
 // with 550. Queries are not kept.
 package emulator

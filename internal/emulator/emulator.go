@@ -43,6 +43,7 @@ type Emulator struct {
 
 	tempDir string
 	ownTemp bool
+	xmlDir  string // accepted invoices' XML
 
 	jobs   chan job
 	ctx    context.Context
@@ -157,13 +158,24 @@ func (e *Emulator) setupDirs() error {
 	}
 	if e.cfg.TempDir != "" {
 		e.tempDir = e.cfg.TempDir
-		return os.MkdirAll(e.tempDir, 0o700)
+		if err := os.MkdirAll(e.tempDir, 0o700); err != nil {
+			return fmt.Errorf("emulator: temp dir: %w", err)
+		}
+	} else {
+		dir, err := os.MkdirTemp("", "ksef-emulator-")
+		if err != nil {
+			return fmt.Errorf("emulator: temp dir: %w", err)
+		}
+		e.tempDir, e.ownTemp = dir, true
 	}
-	dir, err := os.MkdirTemp("", "ksef-emulator-")
-	if err != nil {
-		return fmt.Errorf("emulator: temp dir: %w", err)
+	e.xmlDir = filepath.Join(e.tempDir, "invoices")
+	if e.cfg.DataDir != "" {
+		e.xmlDir = filepath.Join(e.cfg.DataDir, "invoices")
 	}
-	e.tempDir, e.ownTemp = dir, true
+	if err := os.MkdirAll(e.xmlDir, 0o700); err != nil {
+		e.removeTemp()
+		return fmt.Errorf("emulator: invoice dir: %w", err)
+	}
 	return nil
 }
 

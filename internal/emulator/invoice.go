@@ -1,11 +1,12 @@
 package emulator
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -240,12 +241,20 @@ func duplicateKey(inv *invoice) string {
 	return inv.SellerNIP + "\x00" + inv.Type + "\x00" + inv.Number
 }
 
-// accept gives the invoice its KSeF number, or ends it as a duplicate of an earlier one.
+// accept gives the invoice its KSeF number, or ends it as a duplicate of an earlier one. The
+// XML of accepted invoices is kept on disk, not in memory.
 func (e *Emulator) accept(inv *invoice, xml []byte) {
+	path := e.xmlPath(inv)
+	if err := os.WriteFile(path, xml, 0o600); err != nil {
+		e.log.Error().Err(err).Str("invoice", inv.ID).Msg("storing the invoice")
+		e.finish(inv, outcome{status: ksef.StatusUnknown, details: "Nieznany błąd (500)"})
+		return
+	}
 	e.mu.Lock()
 	key := duplicateKey(inv)
 	if orig := e.accepted[key]; orig != nil {
 		e.mu.Unlock()
+		os.Remove(path)
 		e.finish(inv, outcome{
 			status:  ksef.StatusDuplicate,
 			details: fmt.Sprintf("Faktura %s została już przyjęta z numerem KSeF %s", inv.Number, orig.KsefNumber),
@@ -261,7 +270,6 @@ func (e *Emulator) accept(inv *invoice, xml []byte) {
 	inv.Acquisition = inv.Due
 	inv.KsefNumber = ksef.NewNumber(inv.SellerNIP, inv.Acquisition, technical)
 	inv.Stored = inv.Acquisition.Add(e.cfg.StorageDelay)
-	inv.XML = bytes.Clone(xml)
 	inv.Status = ksef.StatusAccepted
 	inv.Processed = true
 	e.accepted[key] = inv
@@ -308,19 +316,27 @@ func (a *api) KsefInvoiceGet(ctx context.Context, req ksefapi.KsefInvoiceGetRequ
 	now := e.now()
 	e.mu.Lock()
 	inv := e.byKsef[num]
-	var xml []byte
 	var err *apiError
 	switch {
 	case inv == nil || !inv.accepted(now) || !inv.visibleTo(principalOf(ctx).nip):
 		err = notFound(ksef.CodeInvoiceUnknown, "Nieznany numer KSeF %s", num)
 	case !inv.stored(now):
 		err = notFound(ksef.CodeInvoiceUnknown, "Faktura %s nie jest jeszcze dostępna do pobrania (trwa trwały zapis); spróbuj ponownie później", num)
-	default:
-		xml = inv.XML
 	}
 	e.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	return ksefapi.KsefInvoiceGet200TextxmlResponse{Body: bytes.NewReader(xml), ContentLength: int64(len(xml))}, nil
+	f, oerr := os.Open(e.xmlPath(inv))
+	if oerr != nil {
+		e.log.Error().Err(oerr).Str("ksefNumber", num).Msg("reading a stored invoice")
+		return nil, errf(http.StatusInternalServerError, ksef.CodeInvoiceStatus, "Nie udało się odczytać faktury %s", num)
+	}
+	return ksefapi.KsefInvoiceGet200TextxmlResponse{Body: f, ContentLength: inv.Size}, nil
+}
+
+// xmlPath is where an accepted invoice's XML is kept: the data directory when there is one,
+// else the temporary directory.
+func (e *Emulator) xmlPath(inv *invoice) string {
+	return filepath.Join(e.xmlDir, inv.ID+".xml")
 }

@@ -90,7 +90,6 @@ type invoice struct {
 	KsefNumber  string    `json:"ksefNumber,omitempty"`
 	Acquisition time.Time `json:"acquisition,omitzero"`
 	Stored      time.Time `json:"stored,omitzero"` // permanent storage
-	XML         []byte    `json:"xml,omitempty"`   // accepted invoices only
 }
 
 // final reports whether the outcome shows at now.

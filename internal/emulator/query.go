@@ -6,6 +6,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -181,7 +182,7 @@ func (e *Emulator) buildQuery(q *query) {
 		return nil
 	}
 	for _, inv := range q.invoices {
-		if pw != nil && pw.bytes+int64(len(inv.XML)) > e.cfg.QueryMaxPartSize {
+		if pw != nil && pw.bytes+inv.Size > e.cfg.QueryMaxPartSize {
 			if q.err = finish(); q.err != nil {
 				return
 			}
@@ -192,7 +193,7 @@ func (e *Emulator) buildQuery(q *query) {
 				return
 			}
 		}
-		if q.err = pw.add(inv); q.err != nil {
+		if q.err = pw.add(inv, e.xmlPath(inv)); q.err != nil {
 			pw.abort()
 			return
 		}
@@ -232,15 +233,21 @@ func newPartWriter(path, number string, key, iv []byte) (*partWriter, error) {
 	return &partWriter{number: number, f: f, buf: buf, enc: enc, zw: zip.NewWriter(enc)}, nil
 }
 
-func (p *partWriter) add(inv *invoice) error {
+// add streams the invoice's stored XML into the part.
+func (p *partWriter) add(inv *invoice, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
 	w, err := p.zw.CreateHeader(&zip.FileHeader{Name: inv.KsefNumber + ".xml", Method: zip.Deflate, Modified: inv.Stored})
 	if err != nil {
 		return err
 	}
-	if _, err := w.Write(inv.XML); err != nil {
+	if _, err := io.Copy(w, f); err != nil {
 		return err
 	}
-	p.bytes += int64(len(inv.XML))
+	p.bytes += inv.Size
 	p.meta = append(p.meta, metadataOf(inv))
 	return nil
 }
