@@ -193,12 +193,39 @@ func (p *Poller) duplicate(ctx context.Context, client *ksef.Client, ev *events.
 			return fmt.Errorf("reading the original of a duplicate: %w", err)
 		}
 		if d.Sum() == ev.InvoiceHash {
-			dup := *info
-			dup.KsefNumber = &original
-			return p.accept(ctx, ev, &dup, true)
+			dup, err := p.original(ctx, client, info, original)
+			if err != nil {
+				return p.ksefFailure(err, deliveries, "finding the original of a duplicate")
+			}
+			return p.accept(ctx, ev, dup, true)
 		}
 	}
 	return p.reject(ctx, ev, info)
+}
+
+// original describes the accepted original of a duplicate: the 440 status of the duplicate has
+// no acquisition date, the original's entry in its session's list does. Should the list not
+// have it, the acquisition day is read from the KSeF number.
+func (p *Poller) original(ctx context.Context, client *ksef.Client, dup *ksefapi.InvoiceInfo, number string) (*ksefapi.InvoiceInfo, error) {
+	if session := extension(dup, ksef.ExtOriginalSessionReferenceNumber); session != "" {
+		list, err := client.SessionInvoices(ctx, session)
+		if err != nil {
+			return nil, err
+		}
+		for i := range list {
+			if list[i].KsefNumber != nil && *list[i].KsefNumber == number && list[i].AcquisitionDate != nil {
+				return &list[i], nil
+			}
+		}
+	}
+	out := *dup
+	out.KsefNumber = &number
+	if ksef.ValidateNumber(number) == nil {
+		day, _ := time.Parse("20060102", number[11:19])
+		out.AcquisitionDate = &day
+	}
+	zerolog.Ctx(ctx).Warn().Str("ksef_number", number).Msg("the original of a duplicate is not in its session's list; its acquisition date is the day in its KSeF number")
+	return &out, nil
 }
 
 func (p *Poller) reject(ctx context.Context, ev *events.InvoiceSent, info *ksefapi.InvoiceInfo) error {
