@@ -8,12 +8,16 @@ package pipeline_test
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/testenv"
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
@@ -213,4 +217,158 @@ func TestE2EInvoicesToKSeFAndBack(t *testing.T) {
 		}
 	}
 	t.Logf("the buyer's query downloaded %d invoices in %d parts; whole test %v", len(downloaded), len(done.Parts), time.Since(begin).Round(time.Millisecond))
+}
+
+// TestE2EInvalidInvoiceRejected: invoices that fail FA(3) validation end as invoice.rejected
+// with code 430 and the validator's first error, without reaching KSeF, and the sender goes on
+// to accept the next invoice.
+func TestE2EInvalidInvoiceRejected(t *testing.T) {
+	const sampleSeller = "6891152920" // the seller of the Ministry's samples
+	p := start(t, options{extraTokens: map[string]string{sampleSeller: "token-sample-seller"}})
+	p.run(p.rt)
+	validator, err := fa3.NewValidator(testenv.SchemaDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { validator.Close() })
+
+	samples := []struct {
+		file, mustMention string
+	}{
+		{"missing-invoice-number-p2.xml", "P_2"},
+		{"payment-term-as-text.xml", "TerminOpis"},
+		{"seller-nip-nine-digits.xml", "689115292"},
+	}
+	var ids []string
+	want := map[string]string{} // ERP id -> the validator's first error
+	for i, s := range samples {
+		xml, err := os.ReadFile(filepath.Join(testenv.SharedDir(t), "ksef", "samples", "invalid", s.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, verr := validator.Validate(t.Context(), xml)
+		if verr == nil || !strings.Contains(verr.Error(), s.mustMention) {
+			t.Fatalf("%s: the validator says %v, want an error about %s", s.file, verr, s.mustMention)
+		}
+		sub := &submission{id: fmt.Sprintf("BAD-%d", i+1), seller: sampleSeller, xml: xml, ev: &events.InvoiceSubmitted{}}
+		sub.ev.InvoiceID, sub.ev.ContextNIP = sub.id, sampleSeller
+		p.attach(sub, []string{viaInline, viaObject}[i%2])
+		p.publish(sub.ev)
+		ids = append(ids, sub.id)
+		want[sub.id] = verr.Error()
+	}
+	good := p.newSubmission("GOOD-1", demo.Sellers[0], 1, viaInline, time.Now())
+	p.publish(good.ev)
+	ids = append(ids, good.id)
+
+	evs := p.await(30*time.Second, "the invalid invoices rejected and the valid one accepted", settled(ids))
+	rej, acc := byInvoice[*events.InvoiceRejected](evs), byInvoice[*events.InvoiceAccepted](evs)
+	for id, first := range want {
+		r := rej[id]
+		if r == nil {
+			t.Errorf("%s: accepted as %s, want rejected", id, acc[id].KsefNumber)
+			continue
+		}
+		if r.Code != int(ksef.StatusInvalid) || r.Stage != events.StageValidate {
+			t.Errorf("%s: rejected with code %d at stage %s, want 430 at %s", id, r.Code, r.Stage, events.StageValidate)
+		}
+		if len(r.Details) == 0 || r.Details[0] != first {
+			t.Errorf("%s: details %q, want the validator's first error %q", id, r.Details, first)
+		}
+		if r.Description != ksef.StatusInvalid.Description() {
+			t.Errorf("%s: description %q, want %q", id, r.Description, ksef.StatusInvalid.Description())
+		}
+	}
+	if a := acc[good.id]; a == nil {
+		t.Errorf("the valid invoice after the invalid ones was rejected: %+v", rej[good.id])
+	} else if err := ksef.ValidateNumber(a.KsefNumber); err != nil {
+		t.Errorf("the valid invoice's KSeF number: %v", err)
+	}
+	// Only the valid invoice reached KSeF: invalid ones are refused before a session is used.
+	if n := p.em.Requests(ksef.OpInvoiceSend, 200); n != 1 {
+		t.Errorf("KSeF took %d invoices, want 1 (the valid one)", n)
+	}
+	if st := p.em.Stats(); len(st.Sends) != 1 {
+		t.Errorf("KSeF processed %v, want only the valid invoice", st.Sends)
+	}
+	if dl := eventsOf[*events.DeadLettered](evs); len(dl) > 0 {
+		t.Errorf("dead letters: %s", summary(evs))
+	}
+}
+
+// TestE2EDuplicateInvoice: a second ERP invoice with the seller, type and number (P_2) of an
+// accepted one is refused by KSeF with 440 and the original's KSeF number. Byte-for-byte the same
+// document under a second ERP id is instead recognised as already in KSeF: accepted under the
+// original's number, marked duplicate_of_earlier_send.
+func TestE2EDuplicateInvoice(t *testing.T) {
+	p := start(t, options{})
+	p.run(p.rt)
+	seller := demo.Sellers[0]
+	issued := time.Now()
+
+	first := p.newSubmission("ERP-FIRST", seller, 7, viaInline, issued)
+	p.publish(first.ev)
+	evs := p.await(30*time.Second, "the first invoice accepted", settled([]string{first.id}))
+	orig := byInvoice[*events.InvoiceAccepted](evs)[first.id]
+	if orig == nil {
+		t.Fatalf("the first invoice was not accepted\n%s", summary(evs))
+	}
+
+	// The same invoice number with different content (another price): a true duplicate.
+	changed := first.req
+	changed.Lines = slices.Clone(changed.Lines)
+	changed.Lines[0].UnitNetPrice = "199.00"
+	other, err := fa3.Generate(changed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup := &submission{id: "ERP-SECOND", seller: seller, xml: other, ev: &events.InvoiceSubmitted{}}
+	dup.ev.InvoiceID, dup.ev.ContextNIP = dup.id, seller
+	p.attach(dup, viaObject)
+	// The identical document under a third ERP id.
+	same := &submission{id: "ERP-THIRD", seller: seller, xml: first.xml, ev: &events.InvoiceSubmitted{}}
+	same.ev.InvoiceID, same.ev.ContextNIP = same.id, seller
+	p.attach(same, viaInline)
+	p.publish(dup.ev)
+	p.publish(same.ev)
+
+	evs = p.await(30*time.Second, "both later submissions settled", settled([]string{dup.id, same.id}))
+	rej, acc := byInvoice[*events.InvoiceRejected](evs), byInvoice[*events.InvoiceAccepted](evs)
+	if r := rej[dup.id]; r == nil {
+		t.Errorf("the different invoice with the same number was accepted as %s, want rejected with 440", acc[dup.id].KsefNumber)
+	} else {
+		if r.Code != int(ksef.StatusDuplicate) || r.Stage != events.StageStatus {
+			t.Errorf("duplicate rejected with code %d at stage %s, want 440 at %s", r.Code, r.Stage, events.StageStatus)
+		}
+		if r.OriginalKsefNumber != orig.KsefNumber {
+			t.Errorf("original_ksef_number %q, want the first invoice's %s", r.OriginalKsefNumber, orig.KsefNumber)
+		}
+		if r.Extensions[ksef.ExtOriginalKsefNumber] != orig.KsefNumber {
+			t.Errorf("extensions %v, want %s=%s", r.Extensions, ksef.ExtOriginalKsefNumber, orig.KsefNumber)
+		}
+	}
+	if a := acc[same.id]; a == nil {
+		t.Errorf("the identical document under another ERP id was rejected (%+v), want accepted as a duplicate of the earlier send", rej[same.id])
+	} else {
+		if a.KsefNumber != orig.KsefNumber || !a.DuplicateOfEarlierSend {
+			t.Errorf("the identical document: accepted as %s (duplicate_of_earlier_send %v), want %s and true", a.KsefNumber, a.DuplicateOfEarlierSend, orig.KsefNumber)
+		}
+		if !a.AcquisitionDate.Equal(orig.AcquisitionDate.Time) {
+			t.Errorf("the identical document: acquisition date %v, want the original's %v", a.AcquisitionDate, orig.AcquisitionDate)
+		}
+	}
+	if a := acc[first.id]; a.DuplicateOfEarlierSend {
+		t.Error("the first invoice is marked a duplicate")
+	}
+	// What reached KSeF: the first document twice (two ERP ids), the changed one once.
+	num := first.req.InvoiceNumber
+	if n := p.em.SendCount(seller, num, kcrypto.SHA256Base64(first.xml)); n != 2 {
+		t.Errorf("the first document reached KSeF %d times, want 2 (ERP-FIRST and ERP-THIRD)", n)
+	}
+	if n := p.em.SendCount(seller, num, kcrypto.SHA256Base64(other)); n != 1 {
+		t.Errorf("the changed document reached KSeF %d times, want 1", n)
+	}
+	if st := p.em.Stats(); st.Outcomes[ksef.StatusDuplicate] != 2 || st.Outcomes[ksef.StatusAccepted] != 1 {
+		t.Errorf("KSeF's outcomes %v, want one 200 and two 440", st.Outcomes)
+	}
 }
