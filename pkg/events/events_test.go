@@ -484,3 +484,22 @@ func TestResubmissionGetsItsOwnMsgID(t *testing.T) {
 		t.Fatal("resubmission lost in transit")
 	}
 }
+
+func TestBatchInvoiceSentNeedsNoInvoiceID(t *testing.T) {
+	ev := &InvoiceSent{SessionID: "SB-1", Mode: ModeBatch, InvoiceHash: "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+		XML: &ObjectRef{Bucket: "b", Key: "k", SHA256: "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=", Size: 1}, SentAt: At(time.Now()), InvoiceNumber: "FV/1"}
+	ev.InvoiceID, ev.ContextNIP = "FV/1", "5261040828"
+	if _, err := Encode(ev); err != nil {
+		t.Fatalf("a batch invoice.sent without ksef_invoice_id is refused: %v", err)
+	}
+	ev.Mode = ModeOnline
+	if _, err := Encode(ev); err == nil {
+		t.Fatal("an online invoice.sent without ksef_invoice_id is accepted")
+	}
+	ev.Mode, ev.KsefInvoiceID = ModeBatch, ""
+	again := *ev
+	again.SessionID = "SB-2"
+	if MsgID(ev) == MsgID(&again) {
+		t.Fatal("sends of one invoice in two sessions share a message id")
+	}
+}

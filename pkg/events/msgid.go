@@ -15,7 +15,7 @@ import (
 // Business keys (nip = context_nip):
 //
 //	invoice.submitted   nip:invoice_id:<16 hex of SHA-256 of the source>
-//	invoice.sent        nip:invoice_id:ksef_invoice_id
+//	invoice.sent        nip:invoice_id:session_id:ksef_invoice_id (empty in batch mode)
 //	invoice.accepted    nip:invoice_id
 //	invoice.rejected    nip:invoice_id:stage:code
 //	invoice.downloaded  nip:query_id:ksef_number
@@ -53,7 +53,9 @@ func (e *InvoiceSubmitted) key() string {
 	return k
 }
 
-func (e *InvoiceSent) key() string { return join(e.ContextNIP, e.InvoiceID, e.KsefInvoiceID) }
+func (e *InvoiceSent) key() string {
+	return join(e.ContextNIP, e.InvoiceID, e.SessionID, e.KsefInvoiceID)
+}
 
 func (e *InvoiceAccepted) key() string { return join(e.ContextNIP, e.InvoiceID) }
 

@@ -200,7 +200,7 @@ func (e *InvoiceSubmitted) Validate() error {
 func (e *InvoiceSent) Validate() error {
 	return first(
 		e.Meta.validate(true, true),
-		checkID("ksef_invoice_id", e.KsefInvoiceID),
+		e.checkInvoiceID(),
 		checkID("session_id", e.SessionID),
 		checkOneOf("mode", e.Mode, ModeOnline, ModeBatch),
 		checkHash("invoice_hash", e.InvoiceHash),
@@ -208,6 +208,15 @@ func (e *InvoiceSent) Validate() error {
 		checkTime("sent_at", e.SentAt),
 		checkID("invoice_number", e.InvoiceNumber),
 	)
+}
+
+// checkInvoiceID: an online send always has KSeF's technical id; a batch invoice gets one only
+// when KSeF unpacks the package, and is found in its session by hash.
+func (e *InvoiceSent) checkInvoiceID() error {
+	if e.Mode == ModeBatch && e.KsefInvoiceID == "" {
+		return nil
+	}
+	return checkID("ksef_invoice_id", e.KsefInvoiceID)
 }
 
 func (e *InvoiceAccepted) Validate() error {
