@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -289,7 +291,8 @@ func TestDownloadRestartsAfterLostState(t *testing.T) {
 	req := request("q4", events.SubjectBuyer, day, day.Add(24*time.Hour), false)
 
 	// The first delivery fails while announcing: some invoices are stored and announced.
-	failing := &failAfter{inner: h.pub, n: 5}
+	failing := &failAfter{inner: h.pub}
+	failing.n.Store(5)
 	d.pub = failing
 	if _, err := d.Download(t.Context(), req, nil); !errors.Is(err, errBoom) {
 		t.Fatalf("first delivery: %v, want the publish failure", err)
@@ -316,14 +319,13 @@ func TestDownloadRestartsAfterLostState(t *testing.T) {
 // failAfter fails every publish after the first n.
 type failAfter struct {
 	inner Publisher
-	n     int
+	n     atomic.Int64
 }
 
 func (f *failAfter) Publish(ctx context.Context, ev events.Event, hdr nats.Header) error {
-	if f.n <= 0 {
+	if f.n.Add(-1) < 0 {
 		return errBoom
 	}
-	f.n--
 	return f.inner.Publish(ctx, ev, hdr)
 }
 
@@ -417,7 +419,7 @@ func TestIncrementalMarkMoved(t *testing.T) {
 	d.pub = publishHook{inner: h.pub, before: func() {
 		_, rev, _ := h.marks.Get(t.Context(), markKey(buyerNIP, events.SubjectBuyer))
 		h.marks.Swap(t.Context(), markKey(buyerNIP, events.SubjectBuyer), []byte(`{"hwm":"2026-03-13T00:00:00Z"}`), rev)
-	}, once: new(bool)}
+	}, once: new(sync.Once)}
 	req := request("i4", events.SubjectBuyer, day.Add(-time.Hour), time.Time{}, true)
 	if _, err := d.Download(t.Context(), req, nil); !errors.Is(err, ErrMarkMoved) {
 		t.Fatalf("error %v, want ErrMarkMoved", err)
@@ -437,14 +439,11 @@ func TestIncrementalMarkMoved(t *testing.T) {
 type publishHook struct {
 	inner  Publisher
 	before func()
-	once   *bool
+	once   *sync.Once
 }
 
 func (p publishHook) Publish(ctx context.Context, ev events.Event, hdr nats.Header) error {
-	if !*p.once {
-		*p.once = true
-		p.before()
-	}
+	p.once.Do(p.before)
 	return p.inner.Publish(ctx, ev, hdr)
 }
 
