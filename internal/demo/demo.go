@@ -21,6 +21,7 @@ import (
 	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef/ksefapi"
 )
 
@@ -118,7 +119,7 @@ func Run(ctx context.Context, e *pipeline.Embedded, o Options) (*Result, error) 
 
 	say("Submitting %d invoices from sellers %v to buyer %s ...", o.Invoices, Sellers, Buyer)
 	for n := 1; n <= o.Invoices; n++ {
-		seller := Sellers[n%len(Sellers)]
+		seller := Sellers[(n/2)%len(Sellers)] // each seller gets both kinds of submission
 		req := Request(seller, n, o.Now())
 		ev := &events.InvoiceSubmitted{Visualize: true}
 		ev.InvoiceID, ev.ContextNIP = req.InvoiceNumber, seller
@@ -130,17 +131,14 @@ func Run(ctx context.Context, e *pipeline.Embedded, o Options) (*Result, error) 
 			}
 			ev.Generate = data
 		} else {
-			// XML made by the KSeF API's generator, uploaded to storage, referenced by the event.
-			client, err := rt.Clients.For(ctx, seller)
-			if err != nil {
-				return nil, err
-			}
-			gen, err := client.GenerateInvoice(ctx, req)
+			// XML made by the generator behind ksefInvoiceGenerate (generating locally spends none
+			// of KSeF's request budget), uploaded to storage, referenced by the event.
+			xml, err := fa3.Generate(req, fa3.WithValidator(rt.Validator))
 			if err != nil {
 				return nil, fmt.Errorf("generating invoice %d: %w", n, err)
 			}
 			loc := storage.Location{Bucket: rt.Layout.Buckets.Invoices, Key: "erp-outbox/" + storage.Segment(req.InvoiceNumber) + ".xml"}
-			info, err := rt.Store.Put(ctx, loc.Bucket, loc.Key, bytes.NewReader([]byte(gen.InvoiceData)), int64(len(gen.InvoiceData)),
+			info, err := rt.Store.Put(ctx, loc.Bucket, loc.Key, bytes.NewReader(xml), int64(len(xml)),
 				storage.ObjectMeta{ContentType: "application/xml"})
 			if err != nil {
 				return nil, err

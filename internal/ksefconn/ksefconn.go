@@ -54,7 +54,7 @@ type Settings struct {
 // SettingsFromEnv reads the settings; readFile reads the tokens file.
 func SettingsFromEnv(getenv func(string) string, readFile func(string) ([]byte, error)) (Settings, error) {
 	s := Settings{APIURL: getenv(EnvAPIURL), CAFile: getenv(EnvCAFile), Limits: getenv(EnvLimits),
-		LimitMultiplier: 1, LimitHeadroom: 1, MaxLimitWait: 30 * time.Second, RequestTimeout: 2 * time.Minute}
+		LimitMultiplier: 1, LimitHeadroom: 1, MaxLimitWait: 5 * time.Second, RequestTimeout: 2 * time.Minute}
 	if s.APIURL == "" {
 		s.APIURL = DefaultAPIURL
 	}

@@ -29,7 +29,7 @@ func TestSettingsFromEnv(t *testing.T) {
 		check   func(t *testing.T, s Settings)
 	}{
 		{name: "defaults", env: map[string]string{}, check: func(t *testing.T, s Settings) {
-			if s.APIURL != DefaultAPIURL || s.Limits != "production" || s.MaxLimitWait != 30*time.Second || len(s.Tokens) != 0 {
+			if s.APIURL != DefaultAPIURL || s.Limits != "production" || s.MaxLimitWait != 5*time.Second || len(s.Tokens) != 0 {
 				t.Errorf("%+v", s)
 			}
 			table, _ := s.LimitTable()

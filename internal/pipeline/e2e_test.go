@@ -8,15 +8,22 @@ package pipeline_test
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/sender"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/testenv"
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
@@ -370,5 +377,272 @@ func TestE2EDuplicateInvoice(t *testing.T) {
 	}
 	if st := p.em.Stats(); st.Outcomes[ksef.StatusDuplicate] != 2 || st.Outcomes[ksef.StatusAccepted] != 1 {
 		t.Errorf("KSeF's outcomes %v, want one 200 and two 440", st.Outcomes)
+	}
+}
+
+// TestE2ERedeliveredSubmissionNotSentTwice publishes an accepted invoice's invoice.submitted
+// again once JetStream's duplicate window has passed, so that the sender really gets it a second
+// time: KSeF still sees the invoice once, and a consumer deduplicating by event_id sees one
+// invoice.accepted.
+func TestE2ERedeliveredSubmissionNotSentTwice(t *testing.T) {
+	const window = time.Second
+	p := start(t, options{settings: func(s *pipeline.Settings) { s.NATS.DuplicateWindow = window }})
+	p.run(p.rt)
+	seller := demo.Sellers[1]
+	s := p.newSubmission("ERP-AGAIN", seller, 11, viaObject, time.Now())
+	firstAck := p.publish(s.ev)
+	evs := p.await(30*time.Second, "the invoice accepted", settled([]string{s.id}))
+	acc := byInvoice[*events.InvoiceAccepted](evs)[s.id]
+	if acc == nil {
+		t.Fatalf("not accepted\n%s", summary(evs))
+	}
+
+	// The very same event (same bytes, same Nats-Msg-Id), stored again after the window.
+	deadline := time.Now().Add(10 * window)
+	var again *jetstream.PubAck
+	for again = p.publish(s.ev); again.Duplicate; again = p.publish(s.ev) {
+		if time.Now().After(deadline) {
+			t.Fatalf("JetStream still deduplicates the submission %v after it was first published", 10*window)
+		}
+		time.Sleep(window / 5)
+	}
+	if again.Sequence == firstAck.Sequence {
+		t.Fatalf("the second publication got the first one's sequence %d", again.Sequence)
+	}
+	p.consumersIdle(30*time.Second, pipeline.Sender, pipeline.Poller, pipeline.Visualizer)
+	evs = p.caughtUp()
+
+	submitted := 0
+	for _, ev := range eventsOf[*events.InvoiceSubmitted](evs) {
+		if ev.InvoiceID == s.id {
+			submitted++
+		}
+	}
+	if submitted != 2 {
+		t.Fatalf("invoice.submitted is in the stream %d times, want 2 (the redelivery did not happen)", submitted)
+	}
+	if n := p.em.Requests(ksef.OpInvoiceSend, 200); n != 1 {
+		t.Errorf("KSeF took %d sends, want 1", n)
+	}
+	xml, _ := p.object(acc.XML)
+	p.sentOnce(seller, xml)
+	if n := distinctIDs[*events.InvoiceAccepted](evs, s.id); n != 1 {
+		t.Errorf("%d distinct invoice.accepted event ids, want 1", n)
+	}
+	for _, a := range eventsOf[*events.InvoiceAccepted](evs) {
+		if a.InvoiceID == s.id && a.KsefNumber != acc.KsefNumber {
+			t.Errorf("accepted again as %s, first as %s", a.KsefNumber, acc.KsefNumber)
+		}
+	}
+	if rej := byInvoice[*events.InvoiceRejected](evs)[s.id]; rej != nil {
+		t.Errorf("the redelivery was rejected: %d %s %v", rej.Code, rej.Description, rej.Details)
+	}
+	if dl := eventsOf[*events.DeadLettered](evs); len(dl) > 0 {
+		t.Errorf("dead letters: %s", summary(evs))
+	}
+	st, _, err := p.rt.States.Get(t.Context(), sender.StateKey(seller, s.id))
+	if err != nil || st == nil || st.Status != sender.StatusSent || st.Attempt != 1 {
+		t.Errorf("sender state %+v (%v), want sent on the first attempt", st, err)
+	}
+}
+
+// TestE2ECrashAfterSendNotSentTwice loses the sender's NATS connection right after KSeF took an
+// invoice, before the sender recorded the send or acknowledged the message (as a crash would),
+// then starts a new process: the redelivered submission is reconciled with KSeF's session list
+// instead of being sent again.
+func TestE2ECrashAfterSendNotSentTwice(t *testing.T) {
+	var first atomic.Pointer[pipeline.Runtime]
+	crashed := make(chan struct{})
+	crash := &crashingTransport{onSend: func() {
+		first.Load().NC.Close()
+		close(crashed)
+	}}
+	p := start(t, options{
+		settings:    func(s *pipeline.Settings) { s.AckWait = 2 * time.Second },
+		ksefOptions: []ksef.Option{ksef.WithHTTPClient(&http.Client{Transport: crash, Timeout: 30 * time.Second})},
+	})
+	first.Store(p.rt)
+	stop := p.run(p.rt, pipeline.Sender)
+	seller := demo.Sellers[0]
+	s := p.newSubmission("ERP-CRASH", seller, 5, viaGenerate, time.Now())
+	p.publish(s.ev)
+	select {
+	case <-crashed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the sender did not send the invoice within 30s")
+	}
+	if err := stop(); err != nil {
+		t.Logf("the crashed process's workers ended with: %v", err)
+	}
+
+	// A new process: new connections, a new session pool.
+	rt, err := pipeline.Open(t.Context(), p.rt.Settings, p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Close)
+	p.rt = rt
+	key := sender.StateKey(seller, s.id)
+	if st, _, err := rt.States.Get(t.Context(), key); err != nil || st == nil || st.Status != sender.StatusSending {
+		t.Fatalf("after the crash the sender state is %+v (%v), want %q: the crash did not come between send and record", st, err, sender.StatusSending)
+	}
+	if n := p.em.Requests(ksef.OpInvoiceSend, 200); n != 1 {
+		t.Fatalf("KSeF took %d sends before the restart, want 1", n)
+	}
+	p.run(rt)
+	evs := p.await(30*time.Second, "the invoice accepted after the restart", settled([]string{s.id}))
+	acc := byInvoice[*events.InvoiceAccepted](evs)[s.id]
+	if acc == nil {
+		t.Fatalf("not accepted\n%s", summary(evs))
+	}
+	if err := ksef.ValidateNumber(acc.KsefNumber); err != nil {
+		t.Error(err)
+	}
+	if n := p.em.Requests(ksef.OpInvoiceSend, 200); n != 1 {
+		t.Errorf("KSeF took %d sends, want 1", n)
+	}
+	xml, _ := p.object(acc.XML)
+	p.sentOnce(seller, xml)
+	if n := p.em.Requests(ksef.OpSessionInvoices, 200); n < 1 {
+		t.Error("the restarted sender did not reconcile with ksefSessionInvoices")
+	}
+	if n := distinctIDs[*events.InvoiceSent](evs, s.id); n != 1 {
+		t.Errorf("%d distinct invoice.sent events, want 1", n)
+	}
+	if st, _, err := rt.States.Get(t.Context(), key); err != nil || st == nil || st.Status != sender.StatusSent {
+		t.Errorf("sender state %+v (%v), want sent", st, err)
+	}
+}
+
+// TestE2EMalformedSubmissionDeadLettered: bytes that are not a msgpack event on
+// invoice.submitted become a dead letter of kind "malformed", and the sender goes on.
+func TestE2EMalformedSubmissionDeadLettered(t *testing.T) {
+	p := start(t, options{})
+	p.run(p.rt)
+	subj := p.rt.Settings.NATS.Subjects().InvoiceSubmitted()
+	// A real event cut in half, and bytes msgpack never uses (0xc1).
+	whole := p.newSubmission("ERP-CUT", demo.Sellers[0], 2, viaInline, time.Now())
+	data, err := p.rt.Settings.NATS.Codec().Encode(whole.ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := map[uint64][]byte{}
+	for _, b := range [][]byte{data[:len(data)/2], {0xc1, 0xc1, 'n', 'o', 't'}} {
+		ack, err := p.rt.JS.Publish(t.Context(), subj, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bad[ack.Sequence] = b
+	}
+	good := p.newSubmission("ERP-GOOD", demo.Sellers[0], 3, viaInline, time.Now())
+	p.publish(good.ev)
+
+	evs := p.await(30*time.Second, "two dead letters and the good invoice accepted", func(evs []natsx.Delivered) bool {
+		return len(eventsOf[*events.DeadLettered](evs)) >= 2 && settled([]string{good.id})(evs)
+	})
+	dlSubject := p.rt.Settings.NATS.Subjects().DeadLetter(subj)
+	for _, d := range evs {
+		dl, ok := d.Event.(*events.DeadLettered)
+		if !ok {
+			continue
+		}
+		want, ok := bad[dl.OriginalSeq]
+		if !ok {
+			t.Errorf("a dead letter of stream sequence %d, which is not one of the malformed messages: %s", dl.OriginalSeq, dl.Reason)
+			continue
+		}
+		delete(bad, dl.OriginalSeq)
+		if d.Subject != dlSubject || dl.OriginalSubject != subj || dl.Stage != pipeline.Sender {
+			t.Errorf("dead letter on %s of %s from %s, want on %s of %s from %s", d.Subject, dl.OriginalSubject, dl.Stage, dlSubject, subj, pipeline.Sender)
+		}
+		if dl.ErrorKind != events.KindMalformed {
+			t.Errorf("dead letter kind %q (%s), want %q", dl.ErrorKind, dl.Reason, events.KindMalformed)
+		}
+		if !bytes.Equal(dl.OriginalData, want) {
+			t.Errorf("dead letter carries %d bytes, want the %d of the original", len(dl.OriginalData), len(want))
+		}
+		if dl.Deliveries != 1 {
+			t.Errorf("dead-lettered after %d deliveries, want at the first: it can never be read", dl.Deliveries)
+		}
+	}
+	if len(bad) > 0 {
+		t.Errorf("no dead letter for stream sequences %v", sortedKeysU(bad))
+	}
+	if a := byInvoice[*events.InvoiceAccepted](evs)[good.id]; a == nil {
+		t.Errorf("the good invoice after the malformed ones was not accepted\n%s", summary(evs))
+	}
+	if byInvoice[*events.InvoiceAccepted](evs)[whole.id] != nil {
+		t.Error("the cut event was accepted")
+	}
+	p.consumersIdle(10*time.Second, pipeline.Sender)
+}
+
+// TestE2EDrainOnCancel stops the workers while invoices are being sent and starts them again:
+// the invoices in flight finish during the drain (none is left between send and record), and
+// after the restart every invoice is accepted, each sent exactly once.
+func TestE2EDrainOnCancel(t *testing.T) {
+	const total = 24
+	p := start(t, options{emulator: emulator.Config{Faults: emulator.Faults{Latency: 100 * time.Millisecond, Ops: []ksef.Operation{ksef.OpInvoiceSend}}}})
+	stop := p.run(p.rt)
+	var ids []string
+	subs := map[string]*submission{}
+	for n := 1; n <= total; n++ {
+		s := p.newSubmission(fmt.Sprintf("ERP-D%02d", n), demo.Sellers[n%2], n, []string{viaInline, viaGenerate}[n%2], time.Now())
+		p.publish(s.ev)
+		ids = append(ids, s.id)
+		subs[s.id] = s
+	}
+	p.await(30*time.Second, "the first invoices sent", func(evs []natsx.Delivered) bool {
+		return len(eventsOf[*events.InvoiceSent](evs)) >= 4
+	})
+	stopped := time.Now()
+	if err := stop(); err != nil {
+		t.Fatalf("Run returned %v after the cancel, want nil", err)
+	}
+	t.Logf("drained in %v", time.Since(stopped).Round(time.Millisecond))
+
+	sent := 0
+	for _, id := range ids {
+		st, _, err := p.rt.States.Get(t.Context(), sender.StateKey(subs[id].seller, id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case st == nil:
+		case st.Status == sender.StatusSent:
+			sent++
+		default:
+			t.Errorf("%s is %q after the drain, want sent or untouched", id, st.Status)
+		}
+	}
+	if got := p.em.Requests(ksef.OpInvoiceSend, 200); got != sent {
+		t.Errorf("KSeF took %d invoices before the restart, the sender recorded %d", got, sent)
+	}
+	c, err := p.rt.JS.Consumer(t.Context(), natsx.StreamName(p.rt.Settings.NATS.SubjectPrefix), pipeline.Sender)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := c.Info(t.Context()); err != nil || info.NumAckPending != 0 {
+		t.Errorf("the sender left %d messages unacknowledged after the drain (%v)", info.NumAckPending, err)
+	}
+	t.Logf("%d of %d invoices sent before the restart", sent, total)
+
+	p.run(p.rt)
+	evs := p.await(time.Minute, "every invoice accepted after the restart", settled(ids))
+	acc := byInvoice[*events.InvoiceAccepted](evs)
+	for _, id := range ids {
+		a := acc[id]
+		if a == nil {
+			t.Errorf("%s not accepted", id)
+			continue
+		}
+		xml, _ := p.object(a.XML)
+		p.sentOnce(subs[id].seller, xml)
+	}
+	if n := p.em.Requests(ksef.OpInvoiceSend, 200); n != total {
+		t.Errorf("KSeF took %d sends, want %d", n, total)
+	}
+	if len(eventsOf[*events.DeadLettered](evs))+len(eventsOf[*events.InvoiceRejected](evs)) > 0 {
+		t.Errorf("rejections or dead letters\n%s", summary(evs))
 	}
 }

@@ -470,3 +470,29 @@ func (c *crashingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	}
 	return resp, err
 }
+
+// caughtUp waits until the event log has read everything the stream holds now.
+func (p *pipe) caughtUp() []natsx.Delivered {
+	p.t.Helper()
+	stream, err := p.rt.JS.Stream(p.t.Context(), natsx.StreamName(p.rt.Settings.NATS.SubjectPrefix))
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	info, err := stream.Info(p.t.Context())
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	last := info.State.LastSeq
+	return p.await(10*time.Second, fmt.Sprintf("the event log to reach stream sequence %d", last), func(evs []natsx.Delivered) bool {
+		return len(evs) > 0 && evs[len(evs)-1].Seq >= last
+	})
+}
+
+func sortedKeysU[V any](m map[uint64]V) []uint64 {
+	out := make([]uint64, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

@@ -144,9 +144,12 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 	for _, name := range names {
 		switch name {
 		case Sender:
-			s := sender.New(sender.Config{Layout: r.Layout, Pool: sender.PoolConfig{CloseIdle: r.Settings.SessionCloseIdle}},
+			s := sender.New(sender.Config{Layout: r.Layout, Pool: sender.PoolConfig{CloseIdle: r.Settings.SessionCloseIdle},
+				Batch: r.Settings.Batch, Log: r.Log.With().Str("worker", Sender).Logger()},
 				r.Clients.For, r.States, r.Store, r.Validator, r.Publisher)
-			jobs = append(jobs, job{r.workerConfig(Sender, 16, subj.InvoiceSubmitted()), s.Handle, s.Close, s.RunIdleCloser})
+			// Handlers of a context waiting for its batch package hold their messages: the
+			// concurrency bounds a package's size per replica.
+			jobs = append(jobs, job{r.workerConfig(Sender, 256, subj.InvoiceSubmitted()), s.Handle, s.Close, s.RunIdleCloser})
 		case Poller:
 			p := poller.New(poller.Config{Layout: r.Layout}, r.Clients.For, r.Store, r.States, r.Publisher)
 			jobs = append(jobs, job{cfg: r.workerConfig(Poller, 32, subj.InvoiceSent(), subj.SessionClosed()), handler: p.Handle})

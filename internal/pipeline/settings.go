@@ -15,6 +15,7 @@ import (
 	"github.com/ksef-pipeline/ksef-pipeline/internal/downloader"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/sender"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
 )
 
@@ -31,6 +32,10 @@ const (
 	EnvAckWait             = "KSEF_ACK_WAIT"             // consumer AckWait
 	EnvMaxFailures         = "KSEF_MAX_FAILURES"         // failures before a dead letter
 	EnvSessionCloseIdle    = "KSEF_SESSION_CLOSE_IDLE"   // close an unused KSeF session after (2m)
+	EnvBatch               = "KSEF_BATCH"                // false: never use batch sessions
+	EnvBatchLinger         = "KSEF_BATCH_LINGER"         // how long a package waits for more invoices (3s)
+	EnvBatchMaxInvoices    = "KSEF_BATCH_MAX_INVOICES"   // invoices per package (10000)
+	EnvBatchTempDir        = "KSEF_BATCH_TEMP_DIR"       // where packages are built
 )
 
 // Settings of a pipeline process.
@@ -47,8 +52,10 @@ type Settings struct {
 	MaxFailures int
 	// SessionCloseIdle closes an interactive session unused this long, so its UPO comes soon.
 	SessionCloseIdle time.Duration
-	LogLevel         zerolog.Level
-	TempDir          string
+	// Batch configures the sender's batch sessions.
+	Batch    sender.BatchConfig
+	LogLevel zerolog.Level
+	TempDir  string
 
 	VisualizeAccepted, VisualizeDownloaded bool
 	VisualizeFormat, VisualizeLanguage     string
@@ -92,6 +99,24 @@ func SettingsFromEnv(getenv func(string) string, readFile func(string) ([]byte, 
 	if v := getenv(EnvSessionCloseIdle); v != "" {
 		if s.SessionCloseIdle, err = time.ParseDuration(v); err != nil {
 			errs = append(errs, fmt.Errorf("%s: want a duration, got %q", EnvSessionCloseIdle, v))
+		}
+	}
+	s.Batch.TempDir = getenv(EnvBatchTempDir)
+	if v := getenv(EnvBatch); v != "" {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: want true or false, got %q", EnvBatch, v))
+		}
+		s.Batch.Disabled = !on
+	}
+	if v := getenv(EnvBatchLinger); v != "" {
+		if s.Batch.Linger, err = time.ParseDuration(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: want a duration, got %q", EnvBatchLinger, v))
+		}
+	}
+	if v := getenv(EnvBatchMaxInvoices); v != "" {
+		if s.Batch.MaxInvoices, err = strconv.Atoi(v); err != nil || s.Batch.MaxInvoices < 1 || s.Batch.MaxInvoices > 10000 {
+			errs = append(errs, fmt.Errorf("%s: want 1..10000, got %q", EnvBatchMaxInvoices, v))
 		}
 	}
 	if v := getenv(EnvLogLevel); v != "" {

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -26,17 +27,22 @@ import (
 
 // Config of the sender.
 type Config struct {
-	Pool PoolConfig
+	Pool  PoolConfig
+	Batch BatchConfig
 	// Layout says where invoice XMLs are stored.
 	Layout storage.Layout
 	// MaxInvoiceSize: KSeF takes at most 1 MB per invoice (without attachments).
 	MaxInvoiceSize int64
 	Now            func() time.Time
+	// Log is for work done outside any message (batch packages).
+	Log zerolog.Logger
 }
 
 // Sender handles invoice.submitted.
 type Sender struct {
 	cfg       Config
+	clients   func(ctx context.Context, nip string) (*ksef.Client, error)
+	batch     *batcher // nil: online only
 	pool      *Pool
 	states    *States
 	store     storage.Store
@@ -52,7 +58,10 @@ func New(cfg Config, clients func(ctx context.Context, nip string) (*ksef.Client
 	if cfg.MaxInvoiceSize <= 0 {
 		cfg.MaxInvoiceSize = fa3.DefaultMaxSize
 	}
-	s := &Sender{cfg: cfg, states: states, store: store, validator: validator, pub: pub}
+	s := &Sender{cfg: cfg, clients: clients, states: states, store: store, validator: validator, pub: pub}
+	if !cfg.Batch.Disabled {
+		s.batch = newBatcher(s, cfg.Batch, cfg.Log)
+	}
 	s.pool = NewPool(cfg.Pool, clients, s.sessionClosed, cfg.Now)
 	return s
 }
@@ -130,17 +139,45 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 		}
 	}
 
-	lease, err := s.pool.Acquire(ctx, nip)
-	if err != nil {
-		return s.kseFError(err, "opening a KSeF session")
-	}
 	attempt := 1
 	if st != nil {
 		attempt = st.Attempt + 1
 	}
-	next := &State{Status: StatusSending, SourceDigest: digest, Resubmission: ev.Resubmission, InvoiceHash: hash,
-		SessionID: lease.Session.ID, Mode: events.ModeOnline, Attempt: attempt, UpdatedAt: s.cfg.Now()}
-	ok, err := s.states.Put(ctx, key, next, rev)
+	base := State{Status: StatusQueued, SourceDigest: digest, Resubmission: ev.Resubmission, InvoiceHash: hash, Attempt: attempt}
+	err = s.sendOnline(ctx, ev, key, rev, base, xml, ref, inv)
+	var we *ratelimit.WaitError
+	if !errors.As(err, &we) {
+		return err
+	}
+	if s.batch == nil {
+		return worker.Snooze(we.Wait + jitter(we.Wait))
+	}
+	// The context's online budget cannot carry its backlog: this invoice goes in a batch package.
+	_, rev, err = s.states.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("reading invoice state: %w", err)
+	}
+	return s.batch.add(ctx, nip, &batchItem{ev: ev, key: key, rev: rev, state: base, ref: ref, number: inv.InvoiceNumber()})
+}
+
+// jitter spreads invoices waiting for the same request slot, so they do not all come back at once.
+func jitter(d time.Duration) time.Duration { return time.Duration(rand.Int64N(int64(d)/2 + 1)) }
+
+// sendOnline sends the invoice in the context's interactive session. A *ratelimit.WaitError says
+// nothing was sent because the next request slot is too far away.
+func (s *Sender) sendOnline(ctx context.Context, ev *events.InvoiceSubmitted, key string, rev uint64, base State, xml []byte, ref *events.ObjectRef, inv *fa3.Invoice) error {
+	nip := ev.ContextNIP
+	lease, err := s.pool.Acquire(ctx, nip)
+	var we *ratelimit.WaitError
+	if errors.As(err, &we) {
+		return we
+	}
+	if err != nil {
+		return s.kseFError(err, "opening a KSeF session")
+	}
+	next := base
+	next.Status, next.SessionID, next.Mode, next.UpdatedAt = StatusSending, lease.Session.ID, events.ModeOnline, s.cfg.Now()
+	ok, err := s.states.Put(ctx, key, &next, rev)
 	if err != nil {
 		lease.Release(ctx, false, false)
 		return fmt.Errorf("writing invoice state: %w", err)
@@ -161,16 +198,15 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 		var ke *ksef.Error
 		broken := errors.As(err, &ke) && (ke.Code == ksef.CodeSessionUnknown || ke.Code == ksef.CodeSessionAccess)
 		lease.Release(ctx, errors.Is(err, ksef.ErrAmbiguous), broken)
-		var we *ratelimit.WaitError
 		switch {
 		case errors.As(err, &we):
 			// Nothing left this process: record that, so the next delivery need not reconcile.
-			queued := *next
-			queued.Status, queued.SessionID = StatusQueued, ""
+			queued := base
+			queued.UpdatedAt = s.cfg.Now()
 			if _, perr := s.states.Put(ctx, key, &queued, rev); perr != nil {
 				zerolog.Ctx(ctx).Warn().Err(perr).Msg("recording the queued state failed")
 			}
-			return worker.Snooze(we.Wait)
+			return we
 		case errors.Is(err, ksef.ErrAmbiguous):
 			// Maybe sent: the next delivery reconciles through ksefSessionInvoices.
 			zerolog.Ctx(ctx).Warn().Err(err).Msg("send outcome unknown; will reconcile before sending again")
@@ -178,13 +214,13 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 		case broken:
 			return fmt.Errorf("session %s is gone: %w", lease.Session.ID, err)
 		case errors.As(err, &ke) && !ke.Temporary():
-			return s.reject(ctx, ev, key, digest, next, rev, &events.InvoiceRejected{
+			return s.reject(ctx, ev, key, base.SourceDigest, &next, rev, &events.InvoiceRejected{
 				Code: int(ke.Code), Description: ke.Description, Details: nonEmpty(ke.Details), Stage: events.StageSend})
 		}
 		return s.kseFError(err, "sending")
 	}
 	lease.Release(ctx, true, false)
-	return s.markSent(ctx, ev, key, rev, next, &ksefapi.InvoiceInfo{InvoiceId: &resp.Id, InvoiceHash: &hash}, ref, inv)
+	return s.markSent(ctx, ev, key, rev, &next, &ksefapi.InvoiceInfo{InvoiceId: &resp.Id, InvoiceHash: &next.InvoiceHash}, ref, inv)
 }
 
 // kseFError maps a KSeF failure to the worker's outcome: a long Retry-After becomes a snooze
@@ -219,6 +255,16 @@ func (s *Sender) reconcile(ctx context.Context, nip string, st *State, hash stri
 	for i := range list {
 		if list[i].InvoiceHash != nil && *list[i].InvoiceHash == hash {
 			return &list[i], nil
+		}
+	}
+	if st.Mode == events.ModeBatch {
+		// A closed batch session lists its invoices only once it has unpacked the package.
+		info, err := client.SessionStatus(ctx, st.SessionID)
+		if err != nil {
+			return nil, s.kseFError(err, "reconciling an earlier batch")
+		}
+		if info.SessionStatus == ksefapi.Closed && info.InvoiceCount == 0 && info.Status.Code < 200 {
+			return nil, worker.Snooze(5 * time.Second)
 		}
 	}
 	return nil, nil
