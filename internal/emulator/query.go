@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bufio"
 	"cmp"
+	"compress/flate"
 	"context"
 	"encoding/json"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
@@ -209,13 +211,14 @@ func (e *Emulator) buildQuery(q *query) {
 
 // partWriter builds one encrypted ZIP part: file <- AES-256-CBC <- ZIP.
 type partWriter struct {
-	number string
-	f      *os.File
-	buf    *bufio.Writer
-	enc    interface{ Close() error }
-	zw     *zip.Writer
-	meta   []invoiceMetadata
-	bytes  int64
+	number  string
+	f       *os.File
+	buf     *bufio.Writer
+	enc     interface{ Close() error }
+	zw      *zip.Writer
+	meta    []invoiceMetadata
+	bytes   int64
+	copyBuf []byte
 }
 
 func newPartWriter(path, number string, key, iv []byte) (*partWriter, error) {
@@ -230,7 +233,30 @@ func newPartWriter(path, number string, key, iv []byte) (*partWriter, error) {
 		os.Remove(path)
 		return nil, err
 	}
-	return &partWriter{number: number, f: f, buf: buf, enc: enc, zw: zip.NewWriter(enc)}, nil
+	zw := zip.NewWriter(enc)
+	zw.RegisterCompressor(zip.Deflate, pooledDeflate)
+	return &partWriter{number: number, f: f, buf: buf, enc: enc, zw: zw}, nil
+}
+
+// deflaters reuses compressors across the entries of parts: a flate.Writer is large to set up.
+var deflaters = sync.Pool{New: func() any {
+	w, _ := flate.NewWriter(io.Discard, flate.DefaultCompression)
+	return w
+}}
+
+func pooledDeflate(w io.Writer) (io.WriteCloser, error) {
+	fw := deflaters.Get().(*flate.Writer)
+	fw.Reset(w)
+	return &pooledWriter{fw}, nil
+}
+
+type pooledWriter struct{ *flate.Writer }
+
+func (p *pooledWriter) Close() error {
+	err := p.Writer.Close()
+	deflaters.Put(p.Writer)
+	p.Writer = nil
+	return err
 }
 
 // add streams the invoice's stored XML into the part.
@@ -244,7 +270,11 @@ func (p *partWriter) add(inv *invoice, path string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := io.Copy(w, f); err != nil {
+	if p.copyBuf == nil {
+		p.copyBuf = make([]byte, 32<<10)
+	}
+	// Only Read: *os.File's WriteTo would allocate a buffer of its own for every invoice.
+	if _, err := io.CopyBuffer(w, struct{ io.Reader }{f}, p.copyBuf); err != nil {
 		return err
 	}
 	p.bytes += inv.Size
@@ -255,9 +285,7 @@ func (p *partWriter) add(inv *invoice, path string) error {
 func (p *partWriter) close() (queryPart, error) {
 	w, err := p.zw.Create("_metadata.json")
 	if err == nil {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(metadataFile{Invoices: p.meta})
+		err = json.NewEncoder(w).Encode(metadataFile{Invoices: p.meta})
 	}
 	if err == nil {
 		err = p.zw.Close()
