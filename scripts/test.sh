@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what it needs (scripts/deps.sh), then vets and tests every
+# package against a real NATS server (in-process), a real MinIO server (127.0.0.1, started by the
+# tests from $KSEF_MINIO_BIN) and the KSeF emulator over real sockets. The Ministry's schemas and
+# samples are read from ../shared beside the repository.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/deps.sh
+export KSEF_MINIO_BIN="${KSEF_MINIO_BIN:-$HOME/.cache/ksef-pipeline/bin/minio}"
+export CGO_ENABLED=1
+
+if [ ! -d ../shared/ksef ]; then
+  echo "test: ../shared/ksef (the Ministry's schemas and samples) must be beside the repository" >&2
+  exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+echo "== go test"
+go test -count=1 -timeout 60m "$@" ./...
