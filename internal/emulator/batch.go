@@ -148,7 +148,8 @@ func (e *Emulator) handleUpload(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case s == nil || !s.Batch:
 		err = notFound(ksef.CodeSessionUnknown, "Nieznany identyfikator sesji wsadowej %q", clip(id, 100))
-	case subtle.ConstantTimeCompare([]byte(r.Header.Get(UploadTokenHeader)), []byte(s.uploadToken)) != 1:
+	case s.uploadToken == "" || subtle.ConstantTimeCompare([]byte(r.Header.Get(UploadTokenHeader)), []byte(s.uploadToken)) != 1:
+		// A session restored from the journal has no upload token: it takes no parts.
 		err = errf(http.StatusUnauthorized, ksef.CodeAuthChallenge, "Brak lub nieprawidłowy nagłówek %s", UploadTokenHeader)
 	case !s.Closed.IsZero():
 		err = errf(http.StatusForbidden, ksef.CodeInvoiceSend, "Sesja wsadowa %s jest zamknięta", s.ID)

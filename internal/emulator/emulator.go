@@ -267,6 +267,25 @@ func (e *Emulator) begin() bool {
 	return true
 }
 
+// spawn runs f in the background, counted by WaitIdle and waited for by Close; it reports
+// false (and does not run f) after Close.
+func (e *Emulator) spawn(f func()) bool {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return false
+	}
+	e.pending++
+	e.wg.Add(1) // under e.mu: Close cannot be waiting on an empty group yet
+	e.mu.Unlock()
+	go func() {
+		defer e.wg.Done()
+		defer e.done()
+		f()
+	}()
+	return true
+}
+
 func (e *Emulator) done() {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -107,15 +107,9 @@ func (a *api) KsefInvoiceQueryStart(ctx context.Context, req ksefapi.KsefInvoice
 	}
 	q.invoices, q.count = found, len(found)
 	e.stats.query()
-	if !e.begin() {
+	if !e.spawn(func() { e.buildQuery(q) }) {
 		return nil, errf(http.StatusServiceUnavailable, ksef.CodeQueryInit, "Emulator kończy pracę")
 	}
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		defer e.done()
-		e.buildQuery(q)
-	}()
 	return ksefapi.KsefInvoiceQueryStart200JSONResponse{QueryId: q.id}, nil
 }
 

@@ -261,15 +261,9 @@ func (a *api) KsefSessionClose(ctx context.Context, req ksefapi.KsefSessionClose
 	}
 	e.logSession(s)
 	e.mu.Unlock()
-	if !e.begin() {
+	if !e.spawn(func() { e.processBatch(s, parts) }) {
 		return nil, errf(http.StatusServiceUnavailable, ksef.CodeSessionClose, "Emulator kończy pracę")
 	}
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		defer e.done()
-		e.processBatch(s, parts)
-	}()
 	return ksefapi.KsefSessionClose200JSONResponse{Result: true}, nil
 }
 
