@@ -137,17 +137,27 @@ func (w *testWriter) stop() {
 // run starts workers (all when none are named) on rt and returns a stop that cancels them and
 // returns Run's error once every worker has drained.
 func (p *pipe) run(rt *pipeline.Runtime, names ...string) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	wait := p.runUntil(ctx, rt, names...)
+	return func() error {
+		cancel()
+		return wait()
+	}
+}
+
+// runUntil starts workers (all when none are named) on rt until ctx ends; wait returns Run's
+// error once every worker has drained. The test's cleanup cancels ctx and waits.
+func (p *pipe) runUntil(ctx context.Context, rt *pipeline.Runtime, names ...string) (wait func() error) {
 	if len(names) == 0 {
 		names = pipeline.Workers()
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- rt.Run(ctx, names...) }()
 	var once sync.Once
 	var err error
-	stop = func() error {
+	wait = func() error {
 		once.Do(func() {
-			cancel()
 			select {
 			case err = <-done:
 			case <-time.After(time.Minute):
@@ -156,8 +166,11 @@ func (p *pipe) run(rt *pipeline.Runtime, names ...string) (stop func() error) {
 		})
 		return err
 	}
-	p.t.Cleanup(func() { stop() })
-	return stop
+	p.t.Cleanup(func() {
+		cancel()
+		wait()
+	})
+	return wait
 }
 
 // eventLog is every event of the stream, in stream order, read live by an ordered consumer on a
@@ -456,17 +469,24 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// crashingTransport forwards requests and calls onSend once, after the first invoice send has
-// reached KSeF and KSeF has answered, before the answer goes back to the client.
-type crashingTransport struct {
-	once   sync.Once
-	onSend func()
+// sendHook forwards requests to KSeF and calls before just before the n-th invoice send (from
+// 1) goes out, and after once KSeF has answered it 200, before the answer reaches the client.
+type sendHook struct {
+	sends         atomic.Int32
+	before, after func(n int32)
 }
 
-func (c *crashingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (h *sendHook) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodPost || req.URL.Path != "/v2/invoices/send" {
+		return http.DefaultTransport.RoundTrip(req)
+	}
+	n := h.sends.Add(1)
+	if h.before != nil {
+		h.before(n)
+	}
 	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err == nil && req.Method == http.MethodPost && req.URL.Path == "/v2/invoices/send" && resp.StatusCode == http.StatusOK {
-		c.once.Do(c.onSend)
+	if err == nil && resp.StatusCode == http.StatusOK && h.after != nil {
+		h.after(n)
 	}
 	return resp, err
 }
