@@ -373,3 +373,24 @@ func TestBatchLargePartStreams(t *testing.T) {
 		t.Errorf("receiving a 24 MB part allocated %d MB", alloc>>20)
 	}
 }
+
+func TestBatchEntryOverSizeLimit(t *testing.T) {
+	v := newEnv(t, func(c *Config) { c.MaxInvoiceSize = 4096 })
+	files := invoicesOf(t, 1) // 5.4 kB, over the lowered limit
+	pkg := v.pack(zipOf(t, files), 1)
+	open := v.openBatch(tokA, pkg.request())
+	if code, body := upload(t, open.PartUploadRequests[0], pkg.parts[0], nil); code != http.StatusCreated {
+		t.Fatalf("%d %s", code, body)
+	}
+	c := v.client(tokA)
+	c.KsefSessionCloseWithResponse(context.Background(), open.Id)
+	v.settle()
+	list, _ := c.KsefSessionInvoicesWithResponse(context.Background(), open.Id)
+	if list.JSON200 == nil || len(list.JSON200.Invoices) != 1 {
+		t.Fatalf("%s", list.Body)
+	}
+	st := list.JSON200.Invoices[0].Status
+	if st.Code != 430 || !strings.Contains(derefS(st.Details), "4096") {
+		t.Errorf("status %d %q", st.Code, derefS(st.Details))
+	}
+}

@@ -179,3 +179,16 @@ func TestFaultOpsFilter(t *testing.T) {
 		t.Errorf("listed operation not faulted: %d", code)
 	}
 }
+
+func TestAmbiguousFaultKeepsRealErrors(t *testing.T) {
+	v := newEnv(t, func(c *Config) { c.Faults = Faults{AmbiguousRate: 1} })
+	s := v.open(tokA)
+	req := s.request(readSample(t, "valid", sample))
+	req.SessionId = "unknown"
+	resp, err := s.c.KsefInvoiceSendWithResponse(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A send that did not take effect keeps its own answer.
+	wantError(t, http.StatusNotFound, resp.Body, resp.StatusCode(), ksef.CodeSessionUnknown)
+}
