@@ -145,7 +145,8 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 		switch name {
 		case Sender:
 			s := sender.New(sender.Config{Layout: r.Layout, Pool: sender.PoolConfig{CloseIdle: r.Settings.SessionCloseIdle},
-				Batch: r.Settings.Batch, Log: r.Log.With().Str("worker", Sender).Logger()},
+				Batch: r.Settings.Batch, Log: r.Log.With().Str("worker", Sender).Logger(),
+				SendLease: r.Settings.KSeF.RequestTimeout + r.Settings.KSeF.MaxLimitWait + time.Minute},
 				r.Clients.For, r.States, r.Store, r.Validator, r.Publisher)
 			// Handlers of a context waiting for its batch package hold their messages: the
 			// concurrency bounds a package's size per replica.

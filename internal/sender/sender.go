@@ -36,6 +36,10 @@ type Config struct {
 	Now            func() time.Time
 	// Log is for work done outside any message (batch packages).
 	Log zerolog.Logger
+	// SendLease is how long after a send started its outcome may still be unknown: longer than
+	// the KSeF client's request timeout plus its waits for limits and Retry-After. A redelivered
+	// reconciled and, if KSeF never got it, sent again (default 2m30s).
+	SendLease time.Duration
 }
 
 // Sender handles invoice.submitted.
@@ -57,6 +61,9 @@ func New(cfg Config, clients func(ctx context.Context, nip string) (*ksef.Client
 	}
 	if cfg.MaxInvoiceSize <= 0 {
 		cfg.MaxInvoiceSize = fa3.DefaultMaxSize
+	}
+	if cfg.SendLease <= 0 {
+		cfg.SendLease = 150 * time.Second
 	}
 	s := &Sender{cfg: cfg, clients: clients, states: states, store: store, validator: validator, pub: pub}
 	if !cfg.Batch.Disabled {
@@ -129,6 +136,12 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 	hash := hashBase64(xml)
 
 	if st != nil && st.SourceDigest == digest && st.Resubmission == ev.Resubmission && st.Status == StatusSending && st.SessionID != "" {
+		// Another handler (a replica, or this worker before a restart) may still be waiting for
+		// KSeF's answer: the session's list cannot tell "in flight" from "lost" until its
+		// request has surely ended.
+		if age := s.cfg.Now().Sub(st.UpdatedAt); age < s.cfg.SendLease {
+			return worker.Snooze(s.cfg.SendLease - age)
+		}
 		// A previous attempt may have reached KSeF: find it before sending again.
 		found, err := s.reconcile(ctx, nip, st, hash)
 		if err != nil {
