@@ -38,7 +38,8 @@ type Config struct {
 	Log zerolog.Logger
 	// SendLease is how long after a send started its outcome may still be unknown: longer than
 	// the KSeF client's request timeout plus its waits for limits and Retry-After. A redelivered
-	// reconciled and, if KSeF never got it, sent again (default 2m30s).
+	// invoice waits that long before it is reconciled and, if KSeF never got it, sent again
+	// (default 2m30s).
 	SendLease time.Duration
 }
 
