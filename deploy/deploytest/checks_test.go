@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
 )
@@ -479,11 +480,44 @@ func (m *manifests) env(w workload, c corev1.Container, o overlay) map[string]st
 	return env
 }
 
-// workerSettings are the settings every worker reads besides natsx's and
-// storage's (which their own ConfigFromEnv checks).
-var workerSettings = []string{
-	"KSEF_API_URL", "KSEF_TOKENS_FILE", "KSEF_SCHEMA_DIR", "KSEF_SUBJECT_PREFIX",
-	"KSEF_CONCURRENCY", "KSEF_LOG_LEVEL", "KSEF_HTTP_ADDR", "KSEF_DRAIN_TIMEOUT",
+// requiredSettings must be set explicitly for every worker, though the
+// pipeline has defaults for some: the defaults suit a laptop, not a cluster.
+var requiredSettings = []string{
+	natsx.EnvURL, storage.EnvBackend, storage.EnvS3Endpoint, "KSEF_API_URL", "KSEF_TOKENS_FILE",
+	pipeline.EnvSchemaDir, pipeline.EnvConcurrency, pipeline.EnvLogLevel, "KSEF_HTTP_ADDR", "KSEF_DRAIN_TIMEOUT",
+}
+
+// placeholderTokens stands for the content of an external tokens Secret.
+const placeholderTokens = "5265877635=external-token\n"
+
+// settings resolves a worker container's environment and parses it with
+// the pipeline's own SettingsFromEnv; files (the tokens) are read from the
+// Secret volume mounted at their path.
+func (m *manifests) settings(w workload, c corev1.Container, o overlay) (map[string]string, pipeline.Settings, error) {
+	env := m.env(w, c, o)
+	readFile := func(file string) ([]byte, error) {
+		name, key, ok := mountedKey(w, c, "Secret", file)
+		if !ok {
+			return nil, fmt.Errorf("%s is not in a mounted Secret: %w", file, os.ErrNotExist)
+		}
+		if s := m.secrets[name]; s != nil {
+			if v, ok := s.Data[key]; ok {
+				return v, nil
+			}
+			return []byte(s.StringData[key]), nil
+		}
+		return []byte(placeholderTokens), nil
+	}
+	s, err := pipeline.SettingsFromEnv(func(k string) string { return env[k] }, readFile)
+	return env, s, err
+}
+
+// s3URL writes the S3 endpoint as a URL, for the endpoint checks.
+func s3URL(c storage.S3Config) string {
+	if c.UseTLS {
+		return "https://" + c.Endpoint
+	}
+	return "http://" + c.Endpoint
 }
 
 // checkWorkers checks each worker's objects and settings: the settings
@@ -522,48 +556,34 @@ func (m *manifests) checkWorkers(p *problems, o overlay) {
 		if !o.inCluster && strings.HasSuffix(c.Image, ":dev") {
 			p.addf("%s: development image %s", id, c.Image)
 		}
-		env := m.env(w, c, o)
-		getenv := func(k string) string { return env[k] }
-		for _, k := range workerSettings {
+		env, ps, err := m.settings(w, c, o)
+		for _, k := range requiredSettings {
 			if _, ok := env[k]; !ok {
 				p.addf("%s: %s not set", id, k)
 			}
 		}
-		nc, err := natsx.ConfigFromEnv(getenv)
 		if err != nil {
-			p.addf("%s: NATS settings: %v", id, err)
-		}
-		sc, err := storage.ConfigFromEnv(getenv)
-		if err != nil {
-			p.addf("%s: storage settings: %v", id, err)
-		} else if sc.Backend != "s3" {
-			p.addf("%s: storage backend %q, want s3 (a local directory is not shared by replicas)", id, sc.Backend)
-		}
-		if n, err := strconv.Atoi(env["KSEF_CONCURRENCY"]); err != nil || n < 1 {
-			p.addf("%s: KSEF_CONCURRENCY %q is not a positive number", id, env["KSEF_CONCURRENCY"])
-		}
-		if !slices.Contains([]string{"debug", "info", "warn", "error"}, env["KSEF_LOG_LEVEL"]) {
-			p.addf("%s: KSEF_LOG_LEVEL %q", id, env["KSEF_LOG_LEVEL"])
+			p.addf("%s: settings (pipeline.SettingsFromEnv): %v", id, err)
+		} else {
+			if ps.Storage.Backend != "s3" {
+				p.addf("%s: storage backend %q, want s3 (a local directory is not shared by replicas)", id, ps.Storage.Backend)
+			}
+			if len(ps.KSeF.Tokens) == 0 {
+				p.addf("%s: no KSeF tokens", id)
+			}
 		}
 		grace := time.Duration(deref(d.Spec.Template.Spec.TerminationGracePeriodSeconds, 30)) * time.Second
 		if drain, err := time.ParseDuration(env["KSEF_DRAIN_TIMEOUT"]); err != nil || drain <= 0 || drain+10*time.Second > grace {
 			p.addf("%s: KSEF_DRAIN_TIMEOUT %q must be a duration at least 10s shorter than terminationGracePeriodSeconds (%s)", id, env["KSEF_DRAIN_TIMEOUT"], grace)
 		}
 		m.checkHealthPort(p, id, c, env["KSEF_HTTP_ADDR"])
-		m.checkMountedFile(p, id, w, c, "Secret", env["KSEF_TOKENS_FILE"])
 		m.checkMountedFile(p, id, w, c, "ConfigMap", path.Join(env["KSEF_SCHEMA_DIR"], fa3.MainSchemaFile))
 		// fa3 resolves the schema's import of StrukturyDanych to bazowe/.
 		m.checkMountedFile(p, id, w, c, "ConfigMap", path.Join(env["KSEF_SCHEMA_DIR"], "bazowe/StrukturyDanych_v10-0E.xsd"))
 
-		if err == nil && len(nc.URL) > 0 {
-			m.checkEndpoint(p, id+" KSEF_NATS_URL", nc.URL, false, o)
-		}
-		if sc.Backend == "s3" {
-			scheme := "http://"
-			if sc.S3.UseTLS {
-				scheme = "https://"
-			}
-			m.checkEndpoint(p, id+" KSEF_S3_ENDPOINT", scheme+sc.S3.Endpoint, !o.inCluster, o)
+		if err == nil {
+			m.checkEndpoint(p, id+" KSEF_NATS_URL", ps.NATS.URL, false, o)
+			m.checkEndpoint(p, id+" KSEF_S3_ENDPOINT", s3URL(ps.Storage.S3), !o.inCluster, o)
 		}
 		m.checkEndpoint(p, id+" KSEF_API_URL", env["KSEF_API_URL"], !o.inCluster, o)
 		if !o.inCluster && env["KSEF_API_URL"] != "https://api.ksef.mf.gov.pl" {
@@ -600,12 +620,23 @@ func (m *manifests) checkHealthPort(p *problems, id string, c corev1.Container, 
 }
 
 // checkMountedFile: file lies in a volume of the given kind (ConfigMap or
-// Secret) mounted into c, under one of the volume's item paths (or any
-// key when the volume lists no items).
+// Secret) mounted into c.
 func (m *manifests) checkMountedFile(p *problems, id string, w workload, c corev1.Container, kind, file string) {
+	if _, _, ok := mountedKey(w, c, kind, file); !ok {
+		p.addf("%s: %s is not in a mounted %s", id, file, kind)
+	}
+}
+
+// mountedKey finds the ConfigMap or Secret (by kind) and key that appear
+// at file in container c: a volume mounted above file whose items (or,
+// without items, whose keys) include the relative path.
+func mountedKey(w workload, c corev1.Container, kind, file string) (name, key string, ok bool) {
 	for _, vm := range c.VolumeMounts {
-		rel, ok := strings.CutPrefix(file, strings.TrimSuffix(vm.MountPath, "/")+"/")
-		if !ok {
+		rel, under := strings.CutPrefix(file, strings.TrimSuffix(vm.MountPath, "/")+"/")
+		if !under {
+			continue
+		}
+		if vm.SubPath != "" {
 			continue
 		}
 		for _, v := range w.spec.Volumes {
@@ -615,23 +646,23 @@ func (m *manifests) checkMountedFile(p *problems, id string, w workload, c corev
 			var items []corev1.KeyToPath
 			switch {
 			case kind == "Secret" && v.Secret != nil:
-				items = v.Secret.Items
+				name, items = v.Secret.SecretName, v.Secret.Items
 			case kind == "ConfigMap" && v.ConfigMap != nil:
-				items = v.ConfigMap.Items
+				name, items = v.ConfigMap.Name, v.ConfigMap.Items
 			default:
 				continue
 			}
-			if len(items) == 0 {
-				return
+			if len(items) == 0 && !strings.Contains(rel, "/") {
+				return name, rel, true
 			}
 			for _, it := range items {
 				if it.Path == rel {
-					return
+					return name, it.Key, true
 				}
 			}
 		}
 	}
-	p.addf("%s: %s is not in a mounted %s", id, file, kind)
+	return "", "", false
 }
 
 // serviceFor returns the Service a cluster host name designates ("nats",
@@ -696,9 +727,9 @@ var kedaNATSKeys = map[string]bool{
 	"lagThreshold": true, "activationLagThreshold": true, "useHttps": true,
 }
 
-// consumerName is the durable JetStream consumer of a worker. The workers
-// name their consumers after themselves; when internal/worker exports the
-// names, use them here.
+// consumerName is the durable JetStream consumer of a worker:
+// internal/pipeline runs worker.Config{Name: <worker name>}, and
+// internal/worker uses Name as the consumer's Durable.
 func consumerName(worker string) string { return worker }
 
 func (m *manifests) checkScaledObjects(p *problems, o overlay) {

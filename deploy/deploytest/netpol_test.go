@@ -1,7 +1,6 @@
 package deploytest
 
 import (
-	"fmt"
 	"net"
 	"net/url"
 	"strconv"
@@ -10,9 +9,6 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-
-	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
-	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
 )
 
 // peer is one end of a connection: a pod (namespace and labels) or, with
@@ -238,18 +234,14 @@ func (m *manifests) checkNetwork(p *problems, o overlay) {
 		}
 		w := workload{kind: "Deployment", name: name, labels: d.Spec.Template.Labels, spec: &d.Spec.Template.Spec}
 		src := podOf(w)
-		env := m.env(w, d.Spec.Template.Spec.Containers[0], o)
-		getenv := func(k string) string { return env[k] }
-		dests := map[string]string{"KSeF (KSEF_API_URL)": env["KSEF_API_URL"]}
-		if nc, err := natsx.ConfigFromEnv(getenv); err == nil {
-			dests["NATS (KSEF_NATS_URL)"] = nc.URL
+		env, ps, err := m.settings(w, d.Spec.Template.Spec.Containers[0], o)
+		if err != nil {
+			continue // checkWorkers reports it
 		}
-		if sc, err := storage.ConfigFromEnv(getenv); err == nil && sc.Backend == "s3" {
-			scheme := "http://"
-			if sc.S3.UseTLS {
-				scheme = "https://"
-			}
-			dests["S3 (KSEF_S3_ENDPOINT)"] = scheme + sc.S3.Endpoint
+		dests := map[string]string{
+			"KSeF (KSEF_API_URL)":   env["KSEF_API_URL"],
+			"NATS (KSEF_NATS_URL)":  ps.NATS.URL,
+			"S3 (KSEF_S3_ENDPOINT)": s3URL(ps.Storage.S3),
 		}
 		for what, u := range dests {
 			dst, port, ok := m.destination(u)
@@ -285,9 +277,4 @@ func (m *manifests) checkNetwork(p *problems, o overlay) {
 			p.addf("network: %s -> %s:%d/%s is allowed (%s)", f.src.name, f.dst.name, f.port, f.proto, f.why)
 		}
 	}
-}
-
-// String makes flows readable in test logs.
-func (f flow) String() string {
-	return fmt.Sprintf("%s -> %s:%d/%s", f.src.name, f.dst.name, f.port, f.proto)
 }

@@ -4,6 +4,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/testenv"
 )
 
@@ -42,9 +43,10 @@ var overlays = []overlay{
 	},
 }
 
-// workers are the pipeline's workers: Deployment, Service, PDB and
-// ScaledObject names, image names, and their durable consumer names.
-var workers = []string{"sender", "poller", "downloader", "visualizer"}
+// workers are the pipeline's workers (internal/pipeline's names): the
+// names of their Deployments, Services, PDBs, ScaledObjects, images and
+// durable consumers.
+var workers = []string{pipeline.Sender, pipeline.Poller, pipeline.Downloader, pipeline.Visualizer}
 
 // k8sDir is deploy/k8s in the repository.
 func k8sDir(t testing.TB) string {

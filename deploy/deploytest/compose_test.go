@@ -1,0 +1,260 @@
+package deploytest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/testenv"
+)
+
+// loadCompose loads a compose file as docker compose would, with the
+// Compose Specification's JSON schema validation, interpolation (with an
+// empty environment, so the file's defaults apply) and consistency checks.
+func loadCompose(ctx context.Context, file string) (*types.Project, error) {
+	return loader.LoadWithContext(ctx, types.ConfigDetails{
+		WorkingDir:  filepath.Dir(file),
+		ConfigFiles: []types.ConfigFile{{Filename: file}},
+		Environment: types.Mapping{},
+	})
+}
+
+// Services docker-compose.yml must define.
+var (
+	composeInfra = []string{"nats", "minio", "minio-buckets", "ksef-emulator"}
+	// composeOneShot run to completion; others run and have healthchecks.
+	composeOneShot = []string{"minio-buckets"}
+	// workerNeeds is what each worker waits for, and how.
+	workerNeeds = map[string]string{
+		"nats":          types.ServiceConditionHealthy,
+		"minio":         types.ServiceConditionHealthy,
+		"minio-buckets": types.ServiceConditionCompletedSuccessfully,
+		"ksef-emulator": types.ServiceConditionHealthy,
+	}
+)
+
+// validateCompose loads the compose file and checks what `docker compose
+// up` relies on. dockerfileServices are the SERVICE values the Dockerfile
+// builds.
+func validateCompose(ctx context.Context, file string, dockerfileServices []string) error {
+	proj, err := loadCompose(ctx, file)
+	if err != nil {
+		return err
+	}
+	var p problems
+	for _, name := range append(slices.Clone(composeInfra), workers...) {
+		if _, ok := proj.Services[name]; !ok {
+			p.addf("service %s missing", name)
+		}
+	}
+	for _, name := range sortedKeys(proj.Services) {
+		checkComposeService(&p, proj, name, dockerfileServices)
+	}
+	for _, name := range workers {
+		if s, ok := proj.Services[name]; ok {
+			checkComposeWorker(&p, proj, s)
+		}
+	}
+	if s, ok := proj.Services["minio-buckets"]; ok {
+		script := strings.Join(append(slices.Clone(s.Entrypoint), s.Command...), " ")
+		if !strings.Contains(script, "mc mb") {
+			p.addf("minio-buckets: does not run mc mb")
+		}
+		for _, b := range storage.DefaultBuckets().All() {
+			if !strings.Contains(script, b) {
+				p.addf("minio-buckets: bucket %s (storage.DefaultBuckets) not created", b)
+			}
+		}
+	}
+	if s, ok := proj.Services["nats"]; ok {
+		checkComposeNATS(&p, s)
+	}
+	return p.err()
+}
+
+func checkComposeService(p *problems, proj *types.Project, name string, dockerfileServices []string) {
+	s := proj.Services[name]
+	oneShot := slices.Contains(composeOneShot, name)
+	switch {
+	case oneShot && s.Restart != "" && s.Restart != types.RestartPolicyNo:
+		p.addf("%s: a one-shot service must not restart (restart %q)", name, s.Restart)
+	case !oneShot && (s.HealthCheck == nil || s.HealthCheck.Disable || len(s.HealthCheck.Test) == 0):
+		p.addf("%s: healthcheck required", name)
+	case !oneShot && s.Restart == "":
+		p.addf("%s: restart policy required", name)
+	}
+	if s.Image == "" || strings.HasSuffix(s.Image, ":latest") || !strings.Contains(s.Image[strings.LastIndex(s.Image, "/")+1:], ":") {
+		p.addf("%s: image %q must have a tag other than latest", name, s.Image)
+	}
+	for dep, d := range s.DependsOn {
+		target, ok := proj.Services[dep]
+		if !ok {
+			p.addf("%s: depends on unknown service %s", name, dep)
+			continue
+		}
+		switch d.Condition {
+		case types.ServiceConditionHealthy:
+			if target.HealthCheck == nil || target.HealthCheck.Disable || len(target.HealthCheck.Test) == 0 {
+				p.addf("%s: waits for %s to be healthy, which has no healthcheck", name, dep)
+			}
+		case types.ServiceConditionCompletedSuccessfully:
+			if !slices.Contains(composeOneShot, dep) {
+				p.addf("%s: waits for %s to complete, which is not a one-shot service", name, dep)
+			}
+		default:
+			p.addf("%s: depends on %s with condition %q; use service_healthy or service_completed_successfully", name, dep, d.Condition)
+		}
+	}
+	if s.Build == nil {
+		return
+	}
+	// Our images: hardened as in Kubernetes.
+	svc := s.Build.Args["SERVICE"]
+	switch {
+	case svc == nil || !slices.Contains(dockerfileServices, *svc):
+		p.addf("%s: build arg SERVICE %v is not one the Dockerfile builds %v", name, svc, dockerfileServices)
+	case !strings.HasPrefix(s.Image, "ksef-pipeline/"+*svc+":"):
+		p.addf("%s: image %s is not ksef-pipeline/%s:<tag>", name, s.Image, *svc)
+	}
+	if filepath.Clean(s.Build.Context) != filepath.Clean(proj.WorkingDir) {
+		p.addf("%s: build context %s is not the repository root", name, s.Build.Context)
+	}
+	if s.User != "65532:65532" {
+		p.addf("%s: user %q, want 65532:65532 (the image's non-root user)", name, s.User)
+	}
+	if !s.ReadOnly {
+		p.addf("%s: read_only root filesystem required", name)
+	}
+	if !slices.Contains(s.CapDrop, "ALL") {
+		p.addf("%s: cap_drop ALL required", name)
+	}
+	if !slices.Contains(s.SecurityOpt, "no-new-privileges:true") {
+		p.addf("%s: security_opt no-new-privileges:true required", name)
+	}
+	if !slices.Contains(s.Tmpfs, "/tmp") {
+		p.addf("%s: /tmp must be a tmpfs (read-only root)", name)
+	}
+	if hc := s.HealthCheck; hc != nil && (len(hc.Test) < 2 || hc.Test[0] != "CMD" || hc.Test[1] != healthprobePath) {
+		p.addf("%s: healthcheck %v must run %s (the image has no shell)", name, hc.Test, healthprobePath)
+	}
+}
+
+// healthprobePath is where the Dockerfile puts deploy/docker/healthprobe.
+const healthprobePath = "/usr/local/bin/healthprobe"
+
+func checkComposeWorker(p *problems, proj *types.Project, s types.ServiceConfig) {
+	name := s.Name
+	for dep, cond := range workerNeeds {
+		if d, ok := s.DependsOn[dep]; !ok || d.Condition != cond {
+			p.addf("%s: must depend on %s with condition %s", name, dep, cond)
+		}
+	}
+	env := map[string]string{}
+	for k, v := range s.Environment {
+		if v != nil {
+			env[k] = *v
+		}
+	}
+	for _, k := range requiredSettings {
+		if _, ok := env[k]; !ok {
+			p.addf("%s: %s not set", name, k)
+		}
+	}
+	// The pipeline's own parser, reading the tokens from the compose
+	// secret's file as the container would at /run/secrets.
+	readFile := func(file string) ([]byte, error) {
+		secret, ok := strings.CutPrefix(file, "/run/secrets/")
+		if sec, found := proj.Secrets[secret]; ok && found && sec.File != "" {
+			return os.ReadFile(sec.File)
+		}
+		return nil, fmt.Errorf("%s: %w", file, os.ErrNotExist)
+	}
+	if ps, err := pipeline.SettingsFromEnv(func(k string) string { return env[k] }, readFile); err != nil {
+		p.addf("%s: settings (pipeline.SettingsFromEnv): %v", name, err)
+	} else {
+		if ps.Storage.Backend != "s3" {
+			p.addf("%s: storage backend %q, want s3", name, ps.Storage.Backend)
+		}
+		if len(ps.KSeF.Tokens) == 0 {
+			p.addf("%s: no KSeF tokens", name)
+		}
+		composeEndpoint(p, proj, name, "KSEF_NATS_URL", ps.NATS.URL)
+		composeEndpoint(p, proj, name, "KSEF_S3_ENDPOINT", s3URL(ps.Storage.S3))
+		composeEndpoint(p, proj, name, "KSEF_API_URL", ps.KSeF.APIURL)
+	}
+
+	drain, err := time.ParseDuration(env["KSEF_DRAIN_TIMEOUT"])
+	if err != nil || s.StopGracePeriod == nil || time.Duration(*s.StopGracePeriod) < drain+10*time.Second {
+		p.addf("%s: stop_grace_period must exceed KSEF_DRAIN_TIMEOUT %q by 10s", name, env["KSEF_DRAIN_TIMEOUT"])
+	}
+	if _, port, err := net.SplitHostPort(env["KSEF_HTTP_ADDR"]); err != nil {
+		p.addf("%s: KSEF_HTTP_ADDR %q: %v", name, env["KSEF_HTTP_ADDR"], err)
+	} else if hc := s.HealthCheck; hc == nil || !strings.Contains(strings.Join(hc.Test, " "), "127.0.0.1:"+port+"/") {
+		p.addf("%s: healthcheck does not probe the health port %s", name, port)
+	}
+
+	// The tokens file is a compose secret; the schemas a read-only mount.
+	secret, ok := strings.CutPrefix(env["KSEF_TOKENS_FILE"], "/run/secrets/")
+	if !ok || !slices.ContainsFunc(s.Secrets, func(r types.ServiceSecretConfig) bool {
+		return r.Source == secret && (r.Target == "" || r.Target == secret || r.Target == "/run/secrets/"+secret)
+	}) {
+		p.addf("%s: KSEF_TOKENS_FILE %q is not one of its secrets", name, env["KSEF_TOKENS_FILE"])
+	} else if sec, ok := proj.Secrets[secret]; !ok || sec.File == "" {
+		p.addf("%s: secret %s has no file", name, secret)
+	}
+	if !slices.ContainsFunc(s.Volumes, func(v types.ServiceVolumeConfig) bool {
+		return v.Target == env["KSEF_SCHEMA_DIR"] && v.ReadOnly
+	}) {
+		p.addf("%s: KSEF_SCHEMA_DIR %q is not a read-only mount", name, env["KSEF_SCHEMA_DIR"])
+	}
+}
+
+// composeEndpoint: the URL's host is a service of the project.
+func composeEndpoint(p *problems, proj *types.Project, name, setting, raw string) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Hostname() == "" {
+		p.addf("%s: %s %q is not a URL", name, setting, raw)
+		return
+	}
+	if _, ok := proj.Services[u.Hostname()]; !ok {
+		p.addf("%s: %s host %s is not a service", name, setting, u.Hostname())
+	}
+}
+
+// checkComposeNATS: JetStream on, its store on a volume, monitoring on the
+// port the healthcheck asks.
+func checkComposeNATS(p *problems, s types.ServiceConfig) {
+	args := []string(s.Command)
+	if !slices.Contains(args, "-js") {
+		p.addf("nats: JetStream (-js) is off")
+	}
+	if i := slices.Index(args, "-sd"); i < 0 || i+1 >= len(args) ||
+		!slices.ContainsFunc(s.Volumes, func(v types.ServiceVolumeConfig) bool {
+			return v.Target == args[i+1] && v.Type == types.VolumeTypeVolume
+		}) {
+		p.addf("nats: the JetStream store (-sd) must be on a named volume")
+	}
+	if i := slices.Index(args, "-m"); i < 0 || i+1 >= len(args) || s.HealthCheck == nil ||
+		!strings.Contains(strings.Join(s.HealthCheck.Test, " "), ":"+args[i+1]+"/healthz") {
+		p.addf("nats: the healthcheck must ask the monitoring port (-m) /healthz")
+	}
+}
+
+func TestComposeValid(t *testing.T) {
+	root := testenv.RepoRoot(t)
+	if err := validateCompose(t.Context(), filepath.Join(root, "docker-compose.yml"), dockerfileServices(t, root)); err != nil {
+		t.Errorf("docker-compose.yml:\n%v", err)
+	}
+}
