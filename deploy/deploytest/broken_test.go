@@ -102,7 +102,7 @@ func TestBrokenManifestsFail(t *testing.T) {
 		{
 			name: "grace period shorter than the drain", overlay: "dev", file: "base/sender.yaml",
 			old: "terminationGracePeriodSeconds: 90", new: "terminationGracePeriodSeconds: 30",
-			want: "KSEF_DRAIN_TIMEOUT",
+			want: "Deployment/sender: drain timeout 1m0s",
 		},
 		{
 			name: "unknown NATS setting", overlay: "prod", file: "base/nats.yaml",
@@ -207,6 +207,11 @@ func TestBrokenComposeFails(t *testing.T) {
 		{
 			name: "S3 endpoint with a scheme", old: "KSEF_S3_ENDPOINT: minio:9000", new: "KSEF_S3_ENDPOINT: http://minio:9000",
 			want: "without a scheme",
+		},
+		{
+			name: "AckWait (the default drain) beyond stop_grace_period", old: "  KSEF_DRAIN_TIMEOUT: 60s\n",
+			new:  "  KSEF_DRAIN_TIMEOUT: 60s\n  KSEF_ACK_WAIT: 2m\n",
+			want: "drain timeout 2m0s",
 		},
 		{
 			name: "bucket not created", old: "ksef-upo ksef-query-parts", new: "ksef-query-parts",

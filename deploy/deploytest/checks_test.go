@@ -487,6 +487,26 @@ var requiredSettings = []string{
 	pipeline.EnvSchemaDir, pipeline.EnvConcurrency, pipeline.EnvLogLevel, "KSEF_HTTP_ADDR", "KSEF_DRAIN_TIMEOUT",
 }
 
+// drainMargin is what a stopping worker needs after its drain timeout:
+// settling the last messages, closing NATS and storage connections.
+const drainMargin = 10 * time.Second
+
+// drainTimeout is how long a stopping worker may drain: the longer of
+// KSEF_DRAIN_TIMEOUT and the consumer's AckWait, which internal/worker
+// uses as the drain timeout when none is given (30s when KSEF_ACK_WAIT
+// is unset).
+func drainTimeout(env map[string]string, ps pipeline.Settings) (time.Duration, error) {
+	d, err := time.ParseDuration(env["KSEF_DRAIN_TIMEOUT"])
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("KSEF_DRAIN_TIMEOUT %q is not a positive duration", env["KSEF_DRAIN_TIMEOUT"])
+	}
+	ack := ps.AckWait
+	if ack <= 0 {
+		ack = 30 * time.Second
+	}
+	return max(d, ack), nil
+}
+
 // placeholderTokens stands for the content of an external tokens Secret.
 const placeholderTokens = "5265877635=external-token\n"
 
@@ -573,8 +593,8 @@ func (m *manifests) checkWorkers(p *problems, o overlay) {
 			}
 		}
 		grace := time.Duration(deref(d.Spec.Template.Spec.TerminationGracePeriodSeconds, 30)) * time.Second
-		if drain, err := time.ParseDuration(env["KSEF_DRAIN_TIMEOUT"]); err != nil || drain <= 0 || drain+10*time.Second > grace {
-			p.addf("%s: KSEF_DRAIN_TIMEOUT %q must be a duration at least 10s shorter than terminationGracePeriodSeconds (%s)", id, env["KSEF_DRAIN_TIMEOUT"], grace)
+		if drain, err := drainTimeout(env, ps); err != nil || drain+drainMargin > grace {
+			p.addf("%s: drain timeout %s (%v) must be at least %s shorter than terminationGracePeriodSeconds (%s)", id, drain, err, drainMargin, grace)
 		}
 		m.checkHealthPort(p, id, c, env["KSEF_HTTP_ADDR"])
 		m.checkMountedFile(p, id, w, c, "ConfigMap", path.Join(env["KSEF_SCHEMA_DIR"], fa3.MainSchemaFile))

@@ -181,7 +181,8 @@ func checkComposeWorker(p *problems, proj *types.Project, s types.ServiceConfig)
 		}
 		return nil, fmt.Errorf("%s: %w", file, os.ErrNotExist)
 	}
-	if ps, err := pipeline.SettingsFromEnv(func(k string) string { return env[k] }, readFile); err != nil {
+	ps, err := pipeline.SettingsFromEnv(func(k string) string { return env[k] }, readFile)
+	if err != nil {
 		p.addf("%s: settings (pipeline.SettingsFromEnv): %v", name, err)
 	} else {
 		if ps.Storage.Backend != "s3" {
@@ -195,9 +196,8 @@ func checkComposeWorker(p *problems, proj *types.Project, s types.ServiceConfig)
 		composeEndpoint(p, proj, name, "KSEF_API_URL", ps.KSeF.APIURL)
 	}
 
-	drain, err := time.ParseDuration(env["KSEF_DRAIN_TIMEOUT"])
-	if err != nil || s.StopGracePeriod == nil || time.Duration(*s.StopGracePeriod) < drain+10*time.Second {
-		p.addf("%s: stop_grace_period must exceed KSEF_DRAIN_TIMEOUT %q by 10s", name, env["KSEF_DRAIN_TIMEOUT"])
+	if drain, err := drainTimeout(env, ps); err != nil || s.StopGracePeriod == nil || time.Duration(*s.StopGracePeriod) < drain+drainMargin {
+		p.addf("%s: stop_grace_period must exceed the drain timeout %s (%v) by %s", name, drain, err, drainMargin)
 	}
 	if _, port, err := net.SplitHostPort(env["KSEF_HTTP_ADDR"]); err != nil {
 		p.addf("%s: KSEF_HTTP_ADDR %q: %v", name, env["KSEF_HTTP_ADDR"], err)
