@@ -75,9 +75,11 @@ func start(t *testing.T, o options) *pipe {
 			}},
 		KSeF: ksefconn.Settings{Tokens: tokens, Limits: "off", LimitMultiplier: 1, LimitHeadroom: 1,
 			MaxLimitWait: 10 * time.Second, RequestTimeout: 30 * time.Second},
-		SchemaDir:         testenv.SchemaDir(t),
-		AckWait:           10 * time.Second,
-		SessionCloseIdle:  time.Second, // sessions close soon after the last send, so UPOs come
+		SchemaDir:        testenv.SchemaDir(t),
+		AckWait:          10 * time.Second,
+		SessionCloseIdle: time.Second, // sessions close soon after the last send, so UPOs come
+		// A crashed send is reconciled after the lease; tests cannot wait the production one.
+		SendLease:         3 * time.Second,
 		VisualizeAccepted: true,
 		VisualizeFormat:   events.FormatPDF,
 		VisualizeLanguage: events.LangPL,

@@ -120,11 +120,20 @@ func (r *Runtime) Close() {
 
 func (r *Runtime) workerConfig(name string, defaultConcurrency int, subjects ...string) worker.Config {
 	c := worker.Config{Name: name, Subjects: subjects, NATS: r.Settings.NATS, Concurrency: defaultConcurrency,
-		AckWait: r.Settings.AckWait, MaxFailures: r.Settings.MaxFailures}
+		AckWait: r.Settings.AckWait, MaxFailures: r.Settings.MaxFailures, DrainTimeout: r.Settings.DrainTimeout}
 	if r.Settings.Concurrency > 0 {
 		c.Concurrency = r.Settings.Concurrency
 	}
 	return c
+}
+
+// sendLease bounds how long a send may be in flight: the request timeout, the limiter's wait and
+// the longest Retry-After the client waits out itself, with a margin.
+func (r *Runtime) sendLease() time.Duration {
+	if r.Settings.SendLease > 0 {
+		return r.Settings.SendLease
+	}
+	return r.Settings.KSeF.RequestTimeout + r.Settings.KSeF.MaxLimitWait + ksef.DefaultRetryPolicy().MaxRetryAfter + 10*time.Second
 }
 
 // Run runs the named workers until ctx ends, then drains them. It returns the first worker's
@@ -146,7 +155,7 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 		case Sender:
 			s := sender.New(sender.Config{Layout: r.Layout, Pool: sender.PoolConfig{CloseIdle: r.Settings.SessionCloseIdle},
 				Batch: r.Settings.Batch, Log: r.Log.With().Str("worker", Sender).Logger(),
-				SendLease: r.Settings.KSeF.RequestTimeout + r.Settings.KSeF.MaxLimitWait + time.Minute},
+				SendLease: r.sendLease()},
 				r.Clients.For, r.States, r.Store, r.Validator, r.Publisher)
 			// Handlers of a context waiting for its batch package hold their messages: the
 			// concurrency bounds a package's size per replica.

@@ -36,6 +36,8 @@ const (
 	EnvBatchLinger         = "KSEF_BATCH_LINGER"         // how long a package waits for more invoices (3s)
 	EnvBatchMaxInvoices    = "KSEF_BATCH_MAX_INVOICES"   // invoices per package (10000)
 	EnvBatchTempDir        = "KSEF_BATCH_TEMP_DIR"       // where packages are built
+	EnvSendLease           = "KSEF_SEND_LEASE"           // how long a send's outcome may stay unknown
+	EnvDrainTimeout        = "KSEF_DRAIN_TIMEOUT"        // how long in-flight handlers may finish after SIGTERM
 )
 
 // Settings of a pipeline process.
@@ -50,12 +52,17 @@ type Settings struct {
 	Concurrency int
 	AckWait     time.Duration
 	MaxFailures int
+	// DrainTimeout is how long in-flight handlers may run on after a stop (default AckWait).
+	DrainTimeout time.Duration
 	// SessionCloseIdle closes an interactive session unused this long, so its UPO comes soon.
 	SessionCloseIdle time.Duration
 	// Batch configures the sender's batch sessions.
-	Batch    sender.BatchConfig
-	LogLevel zerolog.Level
-	TempDir  string
+	Batch sender.BatchConfig
+	// SendLease: how long a send\'s outcome may stay unknown (0: derived from the KSeF request
+	// timeout and waits); see sender.Config.SendLease.
+	SendLease time.Duration
+	LogLevel  zerolog.Level
+	TempDir   string
 
 	VisualizeAccepted, VisualizeDownloaded bool
 	VisualizeFormat, VisualizeLanguage     string
@@ -94,6 +101,16 @@ func SettingsFromEnv(getenv func(string) string, readFile func(string) ([]byte, 
 	if v := getenv(EnvAckWait); v != "" {
 		if s.AckWait, err = time.ParseDuration(v); err != nil || s.AckWait <= 0 {
 			errs = append(errs, fmt.Errorf("%s: want a duration, got %q", EnvAckWait, v))
+		}
+	}
+	if v := getenv(EnvDrainTimeout); v != "" {
+		if s.DrainTimeout, err = time.ParseDuration(v); err != nil || s.DrainTimeout < 0 {
+			errs = append(errs, fmt.Errorf("%s: want a duration, got %q", EnvDrainTimeout, v))
+		}
+	}
+	if v := getenv(EnvSendLease); v != "" {
+		if s.SendLease, err = time.ParseDuration(v); err != nil || s.SendLease < 0 {
+			errs = append(errs, fmt.Errorf("%s: want a duration, got %q", EnvSendLease, v))
 		}
 	}
 	if v := getenv(EnvSessionCloseIdle); v != "" {

@@ -63,13 +63,11 @@ func (c BatchConfig) withDefaults() BatchConfig {
 // batchItem is one invoice waiting in a package. Its XML stays in storage until the package is
 // built, so a package of 10,000 invoices costs no memory.
 type batchItem struct {
-	ev     *events.InvoiceSubmitted
-	key    string // state key
-	rev    uint64 // state revision when it joined
-	state  State
-	ref    *events.ObjectRef
-	number string
-	done   chan error
+	ev    *events.InvoiceSubmitted
+	key   string // state key
+	rev   uint64 // state revision when it joined
+	state State
+	done  chan error
 }
 
 // batcher gathers the invoices of each context into packages.
@@ -220,7 +218,7 @@ func (b *batcher) send(ctx context.Context, nip string, items []*batchItem) erro
 		if _, err := b.s.states.Put(ctx, it.key, &it.state, it.rev); err != nil {
 			log.Warn().Err(err).Msg("recording the sent state failed")
 		}
-		if err := b.s.publishSent(ctx, it.ev, &it.state, &sentDetails{ref: it.ref, number: it.number}); err != nil {
+		if err := b.s.publishSent(ctx, it.ev, &it.state); err != nil {
 			return err
 		}
 	}
@@ -252,14 +250,15 @@ func (b *batcher) buildPackage(ctx context.Context, dir string, items []*batchIt
 		if err != nil {
 			return packageFile{}, err
 		}
-		rc, _, err := b.s.store.Get(ctx, it.ref.Bucket, it.ref.Key)
+		ref := it.state.XML
+		rc, _, err := b.s.store.Get(ctx, ref.Bucket, ref.Key)
 		if err != nil {
-			return packageFile{}, fmt.Errorf("batch: reading %s: %w", it.ref.Key, err)
+			return packageFile{}, fmt.Errorf("batch: reading %s: %w", ref.Key, err)
 		}
 		_, err = io.Copy(w, rc)
 		rc.Close()
 		if err != nil {
-			return packageFile{}, fmt.Errorf("batch: reading %s: %w", it.ref.Key, err)
+			return packageFile{}, fmt.Errorf("batch: reading %s: %w", ref.Key, err)
 		}
 	}
 	if err := zw.Close(); err != nil {

@@ -117,7 +117,7 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 		switch st.Status {
 		case StatusSent:
 			// Redelivered after the send: publish again (deduplicated by Nats-Msg-Id).
-			return s.publishSent(ctx, ev, st, nil)
+			return s.publishSent(ctx, ev, st)
 		case StatusRejected:
 			return nil // the rejection was published before the state was written
 		}
@@ -149,7 +149,9 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 			return err
 		}
 		if found != nil {
-			return s.markSent(ctx, ev, key, rev, st, found, ref, inv)
+			sent := *st
+			sent.XML, sent.InvoiceNumber = ref, inv.InvoiceNumber() // what this delivery loaded
+			return s.markSent(ctx, ev, key, rev, &sent, deref(found.InvoiceId))
 		}
 	}
 
@@ -157,8 +159,9 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 	if st != nil {
 		attempt = st.Attempt + 1
 	}
-	base := State{Status: StatusQueued, SourceDigest: digest, Resubmission: ev.Resubmission, InvoiceHash: hash, Attempt: attempt}
-	err = s.sendOnline(ctx, ev, key, rev, base, xml, ref, inv)
+	base := State{Status: StatusQueued, SourceDigest: digest, Resubmission: ev.Resubmission, InvoiceHash: hash,
+		Attempt: attempt, XML: ref, InvoiceNumber: inv.InvoiceNumber()}
+	err = s.sendOnline(ctx, ev, key, rev, base, xml)
 	var we *ratelimit.WaitError
 	if !errors.As(err, &we) {
 		return err
@@ -171,7 +174,7 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 	if err != nil {
 		return fmt.Errorf("reading invoice state: %w", err)
 	}
-	return s.batch.add(ctx, nip, &batchItem{ev: ev, key: key, rev: rev, state: base, ref: ref, number: inv.InvoiceNumber()})
+	return s.batch.add(ctx, nip, &batchItem{ev: ev, key: key, rev: rev, state: base})
 }
 
 // jitter spreads invoices waiting for the same request slot, so they do not all come back at once.
@@ -179,7 +182,7 @@ func jitter(d time.Duration) time.Duration { return time.Duration(rand.Int64N(in
 
 // sendOnline sends the invoice in the context's interactive session. A *ratelimit.WaitError says
 // nothing was sent because the next request slot is too far away.
-func (s *Sender) sendOnline(ctx context.Context, ev *events.InvoiceSubmitted, key string, rev uint64, base State, xml []byte, ref *events.ObjectRef, inv *fa3.Invoice) error {
+func (s *Sender) sendOnline(ctx context.Context, ev *events.InvoiceSubmitted, key string, rev uint64, base State, xml []byte) error {
 	nip := ev.ContextNIP
 	lease, err := s.pool.Acquire(ctx, nip)
 	var we *ratelimit.WaitError
@@ -234,7 +237,7 @@ func (s *Sender) sendOnline(ctx context.Context, ev *events.InvoiceSubmitted, ke
 		return s.kseFError(err, "sending")
 	}
 	lease.Release(ctx, true, false)
-	return s.markSent(ctx, ev, key, rev, &next, &ksefapi.InvoiceInfo{InvoiceId: &resp.Id, InvoiceHash: &next.InvoiceHash}, ref, inv)
+	return s.markSent(ctx, ev, key, rev, &next, resp.Id)
 }
 
 // kseFError maps a KSeF failure to the worker's outcome: a long Retry-After becomes a snooze
@@ -284,40 +287,22 @@ func (s *Sender) reconcile(ctx context.Context, nip string, st *State, hash stri
 	return nil, nil
 }
 
-func (s *Sender) markSent(ctx context.Context, ev *events.InvoiceSubmitted, key string, rev uint64, st *State, info *ksefapi.InvoiceInfo, ref *events.ObjectRef, inv *fa3.Invoice) error {
+// markSent records a send KSeF took (st describes it) and announces it.
+func (s *Sender) markSent(ctx context.Context, ev *events.InvoiceSubmitted, key string, rev uint64, st *State, invoiceID string) error {
 	sent := *st
-	sent.Status = StatusSent
-	if info.InvoiceId != nil {
-		sent.InvoiceID = *info.InvoiceId
-	}
+	sent.Status, sent.InvoiceID = StatusSent, invoiceID
 	sent.UpdatedAt = s.cfg.Now()
 	if _, err := s.states.Put(ctx, key, &sent, rev); err != nil {
 		// The send happened; the event below still records it. A redelivery would reconcile.
 		zerolog.Ctx(ctx).Warn().Err(err).Msg("recording the sent state failed")
 	}
-	return s.publishSent(ctx, ev, &sent, &sentDetails{ref: ref, number: inv.InvoiceNumber()})
+	return s.publishSent(ctx, ev, &sent)
 }
 
-type sentDetails struct {
-	ref    *events.ObjectRef
-	number string
-}
-
-func (s *Sender) publishSent(ctx context.Context, ev *events.InvoiceSubmitted, st *State, d *sentDetails) error {
+func (s *Sender) publishSent(ctx context.Context, ev *events.InvoiceSubmitted, st *State) error {
 	out := &events.InvoiceSent{KsefInvoiceID: st.InvoiceID, SessionID: st.SessionID, Mode: st.Mode,
-		InvoiceHash: st.InvoiceHash, SentAt: events.At(st.UpdatedAt)}
+		InvoiceHash: st.InvoiceHash, SentAt: events.At(st.UpdatedAt), XML: st.XML, InvoiceNumber: st.InvoiceNumber}
 	out.Meta = ev.Meta.Next()
-	if d != nil {
-		out.XML, out.InvoiceNumber = d.ref, d.number
-	} else {
-		// Rebuild from storage on redelivery: the XML was stored before it was sent.
-		loc := s.xmlLocation(ev)
-		out.XML = &events.ObjectRef{Bucket: loc.Bucket, Key: loc.Key}
-		if info, err := s.store.Stat(ctx, out.XML.Bucket, out.XML.Key); err == nil {
-			out.XML.Size, out.XML.SHA256, out.XML.ContentType = info.Size, info.SHA256, info.ContentType
-			out.InvoiceNumber = info.Metadata[storage.MetaInvoiceNumber]
-		}
-	}
 	if err := s.pub.Publish(ctx, out, nil); err != nil {
 		return fmt.Errorf("publishing invoice.sent: %w", err)
 	}
@@ -386,7 +371,10 @@ func (s *Sender) load(ctx context.Context, ev *events.InvoiceSubmitted) ([]byte,
 			return nil, nil, rejectInput("the structured invoice is not valid JSON of a generate request", err.Error()), nil
 		}
 		var err error
-		xml, err = fa3.Generate(req, fa3.WithValidator(s.validator))
+		// The event's time is the generation time: a redelivery generates the same bytes, so
+		// the invoice is recognized in KSeF instead of sent again.
+		at := ev.OccurredAt.Time
+		xml, err = fa3.Generate(req, fa3.WithValidator(s.validator), fa3.WithClock(func() time.Time { return at }))
 		if err != nil {
 			return nil, nil, rejectInput("the structured invoice cannot be turned into FA(3)", err.Error()), nil
 		}
@@ -432,6 +420,13 @@ func (s *Sender) validate(ctx context.Context, ev *events.InvoiceSubmitted, xml 
 			Details: []string{fmt.Sprintf("the seller's NIP %s is not the context %s", seller, ev.ContextNIP)}, Stage: events.StageValidate}
 	}
 	return res.Invoice, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }
 
 func rejectInput(description string, details ...string) *events.InvoiceRejected {

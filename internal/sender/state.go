@@ -2,9 +2,12 @@ package sender
 
 import (
 	"context"
+
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
 )
 
 // Status of an invoice in the sender's shared state.
@@ -27,15 +30,19 @@ const (
 // State is what all replicas know about one invoice; it is what makes a redelivered
 // invoice.submitted harmless.
 type State struct {
-	Status       Status    `json:"status"`
-	SourceDigest string    `json:"source"` // identifies the submitted content
-	Resubmission int       `json:"resubmission,omitempty"`
-	InvoiceHash  string    `json:"hash,omitempty"`
-	SessionID    string    `json:"session,omitempty"`
-	Mode         string    `json:"mode,omitempty"`
-	InvoiceID    string    `json:"invoiceId,omitempty"`
-	Attempt      int       `json:"attempt"`
-	UpdatedAt    time.Time `json:"updatedAt"`
+	Status       Status `json:"status"`
+	SourceDigest string `json:"source"` // identifies the submitted content
+	Resubmission int    `json:"resubmission,omitempty"`
+	InvoiceHash  string `json:"hash,omitempty"`
+	SessionID    string `json:"session,omitempty"`
+	Mode         string `json:"mode,omitempty"`
+	InvoiceID    string `json:"invoiceId,omitempty"`
+	// XML is where the invoice sent is stored and InvoiceNumber its P_2, so that a redelivery
+	// can announce the send again without the submitted source.
+	XML           *events.ObjectRef `json:"xml,omitempty"`
+	InvoiceNumber string            `json:"invoiceNumber,omitempty"`
+	Attempt       int               `json:"attempt"`
+	UpdatedAt     time.Time         `json:"updatedAt"`
 }
 
 // CAS is a shared compare-and-set store (natsx.CAS over a JetStream KV bucket).
