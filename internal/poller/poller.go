@@ -338,7 +338,7 @@ func (p *Poller) SessionClosed(ctx context.Context, ev *events.SessionClosed, de
 	}
 	body, err := client.SessionUPO(ctx, ev.SessionID)
 	if ksef.HasCode(err, ksef.CodeSessionNoUPO) {
-		return p.later(deliveries) // not generated yet: ask again later
+		return p.noUPO(ctx, client, ev, deliveries)
 	}
 	if err != nil {
 		return p.ksefFailure(err, deliveries, "fetching the UPO")
@@ -366,6 +366,23 @@ func (p *Poller) SessionClosed(ctx context.Context, ev *events.SessionClosed, de
 		return fmt.Errorf("publishing session.upo_stored: %w", err)
 	}
 	return nil
+}
+
+// noUPO tells a UPO not generated yet (ask again later) from one that will never be: KSeF answers
+// both with 1111, but a closed session whose invoices are all processed and none accepted (all
+// duplicates, say) has no UPO to wait for.
+func (p *Poller) noUPO(ctx context.Context, client *ksef.Client, ev *events.SessionClosed, deliveries int) error {
+	info, err := client.SessionStatus(ctx, ev.SessionID)
+	if err != nil {
+		return p.ksefFailure(err, deliveries, "asking for the session status")
+	}
+	if info.SessionStatus != ksefapi.Active && info.SuccessfulInvoiceCount == 0 &&
+		info.FailedInvoiceCount >= info.InvoiceCount && (!info.Batch || info.InvoiceCount > 0) {
+		zerolog.Ctx(ctx).Info().Str("session_id", ev.SessionID).Int32("failed", info.FailedInvoiceCount).
+			Msg("KSeF accepted no invoice of the session: it has no UPO")
+		return nil
+	}
+	return p.later(deliveries)
 }
 
 // upoNumbers lists the KSeF numbers a UPO confirms.
