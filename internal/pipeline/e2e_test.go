@@ -38,7 +38,12 @@ import (
 // then the buyer's query downloads exactly those invoices back.
 func TestE2EInvoicesToKSeFAndBack(t *testing.T) {
 	const total = 200
-	p := start(t, options{})
+	// KSeF's test-environment limits (10x production) on both sides: the pipeline's shared
+	// limiter must keep every worker under them.
+	p := start(t, options{
+		emulator: emulator.Config{Limits: emulator.LimitConfig{Multiplier: 10}},
+		settings: func(s *pipeline.Settings) { s.KSeF.Limits = "test" },
+	})
 	p.run(p.rt)
 	begin := time.Now()
 
@@ -72,7 +77,12 @@ func TestE2EInvoicesToKSeFAndBack(t *testing.T) {
 		}
 		return true
 	})
-	t.Logf("%d invoices accepted, visualized and in UPOs after %v", total, time.Since(begin).Round(time.Millisecond))
+	modes := map[string]int{}
+	for _, s := range eventsOf[*events.InvoiceSent](evs) {
+		modes[s.Mode]++
+	}
+	t.Logf("%d invoices accepted, visualized and in UPOs after %v; sent %v in %d sessions", total,
+		time.Since(begin).Round(time.Millisecond), modes, len(eventsOf[*events.SessionUpoStored](evs)))
 
 	if rej := eventsOf[*events.InvoiceRejected](evs); len(rej) > 0 {
 		t.Fatalf("%d invoices rejected, want none\n%s", len(rej), summary(evs))
@@ -224,6 +234,9 @@ func TestE2EInvoicesToKSeFAndBack(t *testing.T) {
 		if !bytes.Equal(back, stored[id]) {
 			t.Errorf("%s (%s): the downloaded XML (%d bytes) differs from the one sent (%d bytes)", id, d.KsefNumber, len(back), len(stored[id]))
 		}
+	}
+	if n := p.em.TooManyRequests(); n > 0 {
+		t.Errorf("KSeF answered 429 %d times: the limiter let the workers past its limits", n)
 	}
 	t.Logf("the buyer's query downloaded %d invoices in %d parts; whole test %v", len(downloaded), len(done.Parts), time.Since(begin).Round(time.Millisecond))
 }
