@@ -113,30 +113,24 @@ const (
 	EnvOverlap         = "KSEF_DOWNLOADER_OVERLAP"
 	EnvMaxInvoiceSize  = "KSEF_DOWNLOADER_MAX_INVOICE_SIZE"
 	EnvParallelism     = "KSEF_DOWNLOADER_PARALLELISM"
-	EnvMarksBucket     = "KSEF_DOWNLOADER_MARKS_BUCKET"
 )
 
-// Settings are the service's settings: Config plus how many queries run at once and where the
-// high-water marks live.
+// Settings are the service's settings: Config plus how many queries run at once. (The KV
+// bucket of the high-water marks is named by the pipeline's runtime, after its stream.)
 type Settings struct {
 	Config
 	// Concurrency is how many queries one replica runs at once (default 2). Each holds one
 	// decrypted part on disk and a few buffers in memory.
 	Concurrency int
-	// MarksBucket is the JetStream KV bucket of the incremental high-water marks.
-	MarksBucket string
 }
 
-// Default service settings.
-const (
-	DefaultConcurrency = 2
-	DefaultMarksBucket = "ksef_download_marks"
-)
+// DefaultConcurrency is how many queries a replica runs at once by default.
+const DefaultConcurrency = 2
 
 // SettingsFromEnv reads the downloader's variables (see the Env constants); bucket names come
 // from storage.BucketsFromEnv. Durations are Go durations ("90s").
 func SettingsFromEnv(getenv func(string) string) (Settings, error) {
-	s := Settings{Concurrency: DefaultConcurrency, MarksBucket: getenv(EnvMarksBucket)}
+	s := Settings{Concurrency: DefaultConcurrency}
 	s.TempDir = getenv(EnvTempDir)
 	var errs []error
 	wrap := func(name string, err error) {
@@ -176,9 +170,6 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Settings{}, err
-	}
-	if s.MarksBucket == "" {
-		s.MarksBucket = DefaultMarksBucket
 	}
 	s.Config = s.Config.WithDefaults()
 	return s, s.Validate()

@@ -23,7 +23,7 @@ func TestSettingsFromEnv(t *testing.T) {
 			name: "defaults",
 			check: func(t *testing.T, s Settings) {
 				if s.Concurrency != DefaultConcurrency || s.Parallelism != DefaultParallelism || s.PollBudget != DefaultPollBudget ||
-					s.MarksBucket != DefaultMarksBucket || s.Layout.Buckets != storage.DefaultBuckets() || s.TempDir == "" {
+					s.Layout.Buckets != storage.DefaultBuckets() || s.TempDir == "" {
 					t.Errorf("defaults: %+v", s)
 				}
 			},
@@ -33,12 +33,12 @@ func TestSettingsFromEnv(t *testing.T) {
 			env: map[string]string{
 				EnvTempDir: "/var/tmp/dl", EnvConcurrency: "5", EnvParallelism: "8", EnvPollInterval: "2s",
 				EnvPollMaxInterval: "1m", EnvPollBudget: "5m", EnvOverlap: "0s", EnvMaxInvoiceSize: "1048576",
-				EnvMarksBucket: "marks", storage.EnvBucketInvoices: "inv-bucket",
+				storage.EnvBucketInvoices: "inv-bucket",
 			},
 			check: func(t *testing.T, s Settings) {
 				if s.TempDir != "/var/tmp/dl" || s.Concurrency != 5 || s.Parallelism != 8 || s.PollInterval != 2*time.Second ||
 					s.PollMaxInterval != time.Minute || s.PollBudget != 5*time.Minute || s.MaxInvoiceSize != 1<<20 ||
-					s.MarksBucket != "marks" || s.Layout.Buckets.Invoices != "inv-bucket" {
+					s.Layout.Buckets.Invoices != "inv-bucket" {
 					t.Errorf("settings: %+v", s)
 				}
 				if s.Overlap != 0 {

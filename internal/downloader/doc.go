@@ -63,8 +63,8 @@
 //	KSEF_DOWNLOADER_POLL_BUDGET        polling per delivery before snoozing (2m)
 //	KSEF_DOWNLOADER_OVERLAP            high-water mark lag behind the query's start (10m)
 //	KSEF_DOWNLOADER_MAX_INVOICE_SIZE   largest invoice XML accepted from a package (16 MiB)
-//	KSEF_DOWNLOADER_MARKS_BUCKET       KV bucket of the high-water marks (ksef_download_marks)
 //
+// The high-water marks live in the pipeline's KV bucket <stream>_MARKS (internal/pipeline).
 // Buckets come from storage (KSEF_S3_BUCKET_INVOICES, KSEF_S3_BUCKET_QUERY_PARTS), KSeF's URL,
 // tokens and limits from ksefconn (KSEF_API_URL, KSEF_TOKENS, KSEF_TOKENS_FILE, KSEF_LIMITS, ...).
 //

@@ -181,9 +181,9 @@ func TestRunRejectsBadSettings(t *testing.T) {
 	}{
 		{"help", nil, []string{"downloader", "-h"}, ""},
 		{"bad flag", nil, []string{"downloader", "-nope"}, "flag provided but not defined"},
-		{"no storage dir", map[string]string{storage.EnvBackend: "local"}, nil, storage.EnvDir},
-		{"bad concurrency", map[string]string{storage.EnvBackend: "local", storage.EnvDir: "/tmp/x", "KSEF_TOKENS": buyer + "=t", "KSEF_DOWNLOADER_CONCURRENCY": "0"}, nil, "concurrency"},
-		{"bad poll interval", map[string]string{storage.EnvBackend: "local", storage.EnvDir: "/tmp/x", "KSEF_DOWNLOADER_POLL_INTERVAL": "soon"}, nil, "KSEF_DOWNLOADER_POLL_INTERVAL"},
+		{"bad concurrency", map[string]string{"KSEF_DOWNLOADER_CONCURRENCY": "0"}, nil, "concurrency"},
+		{"bad poll interval", map[string]string{"KSEF_DOWNLOADER_POLL_INTERVAL": "soon"}, nil, "KSEF_DOWNLOADER_POLL_INTERVAL"},
+		{"bad parallelism", map[string]string{"KSEF_DOWNLOADER_PARALLELISM": "-2"}, nil, "parallelism"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -192,7 +192,14 @@ func TestRunRejectsBadSettings(t *testing.T) {
 				args = []string{"downloader"}
 			}
 			var out bytes.Buffer
-			err := run(t.Context(), args, func(k string) string { return tt.env[k] }, &out, &out)
+			// Settings errors come before any connection; the timeout only guards the test.
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			defer cancel()
+			env := map[string]string{storage.EnvBackend: "local", storage.EnvDir: t.TempDir(), natsx.EnvURL: "nats://127.0.0.1:1"}
+			for k, v := range tt.env {
+				env[k] = v
+			}
+			err := run(ctx, args, func(k string) string { return env[k] }, &out, &out)
 			switch {
 			case tt.want == "" && err != nil:
 				t.Fatalf("run: %v", err)
