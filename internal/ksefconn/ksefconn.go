@@ -49,6 +49,11 @@ type Settings struct {
 	LimitHeadroom   float64
 	MaxLimitWait    time.Duration
 	RequestTimeout  time.Duration
+
+	// Now and Sleep are the limiter's clock (default the real one); a benchmark shares an
+	// accelerated clock with the emulator. Not read from the environment.
+	Now   func() time.Time
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 // SettingsFromEnv reads the settings; readFile reads the tokens file.
@@ -156,7 +161,7 @@ func NewClients(s Settings, store ratelimit.Store, extra ...ksef.Option) (*Clien
 	}
 	c := &Clients{s: s, opts: extra, clients: map[string]*ksef.Client{}}
 	if table != nil {
-		c.limiter = ratelimit.New(store, ratelimit.Config{Limits: table, Headroom: s.LimitHeadroom})
+		c.limiter = ratelimit.New(store, ratelimit.Config{Limits: table, Headroom: s.LimitHeadroom, Now: s.Now, Sleep: s.Sleep})
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = 64
