@@ -226,7 +226,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	srv := &http.Server{
-		Handler:           e.Handler(),
+		Handler:           withMetrics(e),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
@@ -236,7 +236,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info().Str("addr", ln.Addr().String()).Strs("contexts", contexts).Bool("schemaValidated", e.SchemaValidated()).
 		Str("limits", o.limits).Float64("limitMultiplier", o.cfg.Limits.Multiplier).Str("dataDir", o.cfg.DataDir).Msg("serving the KSeF REST API 2.0")
-	fmt.Fprintf(stdout, "ksef-emulator listening on http://%s (docs: /docs)\n", ln.Addr())
+	fmt.Fprintf(stdout, "ksef-emulator listening on http://%s (docs: /docs, metrics: /metrics)\n", ln.Addr())
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

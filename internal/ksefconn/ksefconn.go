@@ -148,8 +148,9 @@ type Clients struct {
 	http    *http.Client
 	opts    []ksef.Option
 
-	mu      sync.Mutex
-	clients map[string]*ksef.Client
+	mu        sync.Mutex
+	clients   map[string]*ksef.Client
+	limitWait func(ksef.Operation) // see Hooks
 }
 
 // NewClients returns the clients of s. store is the limiter's shared state (a JetStream KV
@@ -196,7 +197,11 @@ func (c *Clients) For(_ context.Context, nip string) (*ksef.Client, error) {
 	}
 	opts := append([]ksef.Option{ksef.WithToken(token), ksef.WithHTTPClient(c.http)}, c.opts...)
 	if c.limiter != nil {
-		opts = append(opts, ksef.WithLimiter(c.limiter.For(nip, c.s.MaxLimitWait)))
+		lim := c.limiter.For(nip, c.s.MaxLimitWait)
+		if c.limitWait != nil {
+			lim = observedLimiter{Limiter: lim, l: c.limiter, nip: nip, notify: c.limitWait}
+		}
+		opts = append(opts, ksef.WithLimiter(lim))
 	}
 	cl, err := ksef.New(c.s.APIURL, opts...)
 	if err != nil {

@@ -19,6 +19,7 @@ import (
 	"github.com/ksef-pipeline/ksef-pipeline/internal/poller"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/sender"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/telemetry"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/visualizer"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
@@ -50,6 +51,11 @@ type Runtime struct {
 	Validator *fa3.Validator
 	States    *sender.States
 	Marks     *natsx.CAS
+	// Telemetry gets the runtime's metrics, health and traces.
+	Telemetry *telemetry.Telemetry
+
+	// pub is Publisher carrying the trace context; the workers publish with it.
+	pub worker.Publisher
 
 	// KSeFOptions are added to every KSeF client (set before Open, e.g. a metrics observer).
 	ksefOptions []ksef.Option
@@ -61,8 +67,19 @@ func kvName(cfg natsx.Config, what string) string {
 }
 
 // Open connects to NATS and storage and builds the shared components. Close releases them.
+// Its metrics and health are in a telemetry.Default (no tracing, no server); see
+// OpenWithTelemetry.
 func Open(ctx context.Context, s Settings, log zerolog.Logger, ksefOptions ...ksef.Option) (*Runtime, error) {
-	r := &Runtime{Settings: s, Log: log, Layout: storage.Layout{Buckets: s.Storage.Buckets}, ksefOptions: ksefOptions}
+	return OpenWithTelemetry(ctx, s, log, nil, ksefOptions...)
+}
+
+// OpenWithTelemetry is Open reporting to tel (nil: a telemetry.Default): KSeF calls, stored
+// bytes, readiness of NATS, storage and KSeF, and, when Run runs them, the workers.
+func OpenWithTelemetry(ctx context.Context, s Settings, log zerolog.Logger, tel *telemetry.Telemetry, ksefOptions ...ksef.Option) (*Runtime, error) {
+	if tel == nil {
+		tel = telemetry.Default()
+	}
+	r := &Runtime{Settings: s, Log: log, Layout: storage.Layout{Buckets: s.Storage.Buckets}, ksefOptions: ksefOptions, Telemetry: tel}
 	ctx = log.WithContext(ctx)
 	var err error
 	if r.NC, r.JS, err = natsx.Connect(ctx, s.NATS); err != nil {
@@ -73,6 +90,7 @@ func Open(ctx context.Context, s Settings, log zerolog.Logger, ksefOptions ...ks
 		return fail(err)
 	}
 	r.Publisher = natsx.NewPublisher(r.JS, s.NATS)
+	r.pub = tel.Publisher(r.Publisher)
 	stateKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "STATE"), 90*24*time.Hour)
 	if err != nil {
 		return fail(err)
@@ -88,12 +106,14 @@ func Open(ctx context.Context, s Settings, log zerolog.Logger, ksefOptions ...ks
 		return fail(err)
 	}
 	r.Marks = natsx.NewCAS(marksKV)
-	if r.Clients, err = ksefconn.NewClients(s.KSeF, natsx.NewCAS(limitsKV), ksefOptions...); err != nil {
+	if r.Clients, err = ksefconn.NewClients(s.KSeF, natsx.NewCAS(limitsKV), append(slices.Clip(ksefOptions), tel.KSeFOptions()...)...); err != nil {
 		return fail(err)
 	}
+	r.Clients.SetHooks(ksefconn.Hooks{Transport: tel.Tracing.Transport, LimitWait: tel.Metrics.LimitWait})
 	if r.Store, err = storage.Open(s.Storage); err != nil {
 		return fail(err)
 	}
+	r.Store = tel.Metrics.Store(r.Store)
 	b := s.Storage.Buckets
 	if err := r.Store.EnsureBuckets(ctx, b.Invoices, b.UPO, b.QueryParts, b.Visualizations); err != nil {
 		return fail(fmt.Errorf("creating buckets: %w", err))
@@ -105,7 +125,27 @@ func Open(ctx context.Context, s Settings, log zerolog.Logger, ksefOptions ...ks
 		log.Warn().Str(EnvSchemaDir, s.SchemaDir).Msg("NO FA(3) SCHEMA: invoices are checked only structurally, " +
 			"not against the XSD; KSeF may still reject them with 430. Set " + EnvSchemaDir + " to the Ministry's FA schema directory")
 	}
+	ksefCheck, err := telemetry.DialCheck(s.KSeF.APIURL)
+	if err != nil {
+		return fail(err)
+	}
+	// NATS's status is free to read; storage and KSeF are asked at most every few seconds.
+	tel.Health.AddCheck("nats", 0, telemetry.NATSCheck(r.NC))
+	tel.Health.AddCheck("storage", 5*time.Second, telemetry.StorageCheck(r.Store, b.Invoices))
+	tel.Health.AddCheck("ksef", 10*time.Second, ksefCheck)
 	return r, nil
+}
+
+// pending returns how many messages wait for the named worker's consumer (for liveness).
+func (r *Runtime) pending(name string) func(ctx context.Context) (uint64, error) {
+	stream := natsx.StreamName(r.Settings.NATS.SubjectPrefix)
+	return func(ctx context.Context) (uint64, error) {
+		c, err := r.JS.Consumer(ctx, stream, name)
+		if err != nil {
+			return 0, err
+		}
+		return c.CachedInfo().NumPending, nil
+	}
 }
 
 // Close releases the runtime's connections.
@@ -153,22 +193,23 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 	for _, name := range names {
 		switch name {
 		case Sender:
-			s := sender.New(sender.Config{Layout: r.Layout, Pool: sender.PoolConfig{CloseIdle: r.Settings.SessionCloseIdle},
+			s := sender.New(sender.Config{Layout: r.Layout, Pool: sender.PoolConfig{CloseIdle: r.Settings.SessionCloseIdle,
+				Open: r.Telemetry.Metrics.OpenSessions(telemetry.ModeOnline)},
 				Batch: r.Settings.Batch, Log: r.Log.With().Str("worker", Sender).Logger(),
 				SendLease: r.sendLease()},
-				r.Clients.For, r.States, r.Store, r.Validator, r.Publisher)
+				r.Clients.For, r.States, r.Store, r.Validator, r.pub)
 			// Handlers of a context waiting for its batch package hold their messages: the
 			// concurrency bounds a package's size per replica.
 			jobs = append(jobs, job{r.workerConfig(Sender, 256, subj.InvoiceSubmitted()), s.Handle, s.Close, s.RunIdleCloser})
 		case Poller:
-			p := poller.New(poller.Config{Layout: r.Layout}, r.Clients.For, r.Store, r.States, r.Publisher)
+			p := poller.New(poller.Config{Layout: r.Layout}, r.Clients.For, r.Store, r.States, r.pub)
 			jobs = append(jobs, job{cfg: r.workerConfig(Poller, 32, subj.InvoiceSent(), subj.SessionClosed()), handler: p.Handle})
 		case Downloader:
 			dcfg := r.Settings.Downloader.Config
 			dcfg.Layout = r.Layout
 			d, err := downloader.New(dcfg, downloader.Deps{
 				Clients: func(ctx context.Context, nip string) (downloader.KSeF, error) { return r.Clients.For(ctx, nip) },
-				Store:   r.Store, Publisher: r.Publisher, Marks: r.Marks,
+				Store:   r.Store, Publisher: r.pub, Marks: r.Marks,
 			})
 			if err != nil {
 				return err
@@ -182,7 +223,7 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 			}
 			v := visualizer.New(visualizer.Config{Accepted: r.Settings.VisualizeAccepted, Downloaded: r.Settings.VisualizeDownloaded,
 				Format: r.Settings.VisualizeFormat, Language: r.Settings.VisualizeLanguage, Environment: r.Settings.QREnvironment,
-				Layout: r.Layout}, renderer, r.Store, r.Publisher)
+				Layout: r.Layout}, renderer, r.Store, r.pub)
 			jobs = append(jobs, job{cfg: r.workerConfig(Visualizer, 4, subj.InvoiceAccepted(), subj.InvoiceDownloaded(), subj.InvoiceVisualize()), handler: v.Handle})
 		default:
 			return fmt.Errorf("unknown worker %q (want one of %v)", name, Workers())
@@ -196,9 +237,13 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 			wg.Add(1)
 			go func() { defer wg.Done(); j.background(ctx) }()
 		}
+		hooks := r.Telemetry.Worker(j.cfg.Name, r.pending(j.cfg.Name))
+		j.cfg.OnSettled = hooks.OnSettled
 		go func() {
 			defer wg.Done()
-			err := worker.Run(ctx, r.JS, j.cfg, j.handler)
+			hooks.Probe.Running()
+			err := worker.Run(ctx, r.JS, j.cfg, j.handler, hooks.Middleware...)
+			hooks.Probe.Stopped(err)
 			if j.closeFn != nil {
 				// Close pooled KSeF sessions even though ctx is done, so their UPOs can be fetched.
 				cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)

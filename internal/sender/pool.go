@@ -20,6 +20,15 @@ type PoolConfig struct {
 	// CloseIdle: a session unused for longer is closed, so that its UPO is issued without
 	// waiting for the session to fill up or age out. 0 means 2 minutes; negative never.
 	CloseIdle time.Duration
+	// Open, when set, counts the sessions the pool holds open (a metrics gauge): Inc when one
+	// opens, Dec when it is closed or forgotten.
+	Open Gauge
+}
+
+// Gauge is a metric that goes up and down; prometheus.Gauge implements it.
+type Gauge interface {
+	Inc()
+	Dec()
 }
 
 func (c PoolConfig) withDefaults() PoolConfig {
@@ -136,6 +145,9 @@ func (p *Pool) Acquire(ctx context.Context, nip string) (*Lease, error) {
 			return nil, err
 		}
 		e.session, e.sent = s, 0
+		if p.cfg.Open != nil {
+			p.cfg.Open.Inc()
+		}
 	}
 	e.lastUsed = now
 	release = false
@@ -168,6 +180,9 @@ func (p *Pool) forgetLocked(ctx context.Context, nip string, e *pooled, err erro
 	s := ClosedSession{ContextNIP: nip, SessionID: e.session.ID, Invoices: e.sent, Err: err}
 	e.session.Forget()
 	e.session, e.sent = nil, 0
+	if p.cfg.Open != nil {
+		p.cfg.Open.Dec()
+	}
 	if p.onClosed != nil && s.Invoices > 0 {
 		p.onClosed(ctx, s)
 	}
