@@ -6,7 +6,9 @@
 //
 //  1. Validate: a known subject type, from before to, and a range of at most three months
 //     (KSeF's limit). A request that can never succeed is a *RequestError, which the worker
-//     dead-letters at once with the reason.
+//     dead-letters at once with the reason. A missing to means when the request was made
+//     (its occurred_at), so that a late redelivery plans the same range; for an incremental
+//     query it means now.
 //  2. Start a KSeF query with a fresh AES key (ksef.Client.NewEncryption, StartQuery).
 //  3. Poll its status with growing delays (PollInterval doubling to PollMaxInterval, or KSeF's
 //     Retry-After) for at most PollBudget in one delivery; then snooze the message.

@@ -276,10 +276,7 @@ func (r *run) start(ctx context.Context) (*events.QueryCompleted, error) {
 	st, req := r.st, r.req
 	now := r.d.now()
 	subject, _ := subjectType(req.SubjectType)
-	p := plan{subject: subject, from: req.From.Time, end: req.To.Time, incremental: req.Incremental}
-	if p.end.IsZero() {
-		p.end = now
-	}
+	p := plan{subject: subject, from: req.From.Time, end: endOf(req, now), incremental: req.Incremental}
 	if req.Incremental {
 		mk, rev, err := r.d.marks.get(ctx, req.ContextNIP, req.SubjectType)
 		if err != nil {

@@ -549,3 +549,20 @@ func TestDownloadKSeFTrouble(t *testing.T) {
 		})
 	}
 }
+
+func TestDownloadWithoutToEndsWhenRequested(t *testing.T) {
+	invs := makeInvoices(t, sellerNIP, 3, day)
+	fake := newFake(t, invs, 5)
+	h, d := newHarness(t, fake, Config{})
+	req := request("o1", events.SubjectBuyer, day, time.Time{}, false)
+	req.OccurredAt = events.At(day.AddDate(0, 2, 0))
+	// Delivered late: from..now is past three months, from..occurred_at is not.
+	h.clock = day.AddDate(0, 4, 0)
+	done, err := d.Download(t.Context(), req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fake.starts) != 1 || !fake.starts[0].Range.To.Equal(req.OccurredAt.Time) || done.InvoiceCount != 3 {
+		t.Errorf("KSeF queries %+v, %d invoices; want one ending at occurred_at", fake.starts, done.InvoiceCount)
+	}
+}

@@ -60,10 +60,7 @@ func validate(req *events.QueryRequested, now time.Time) error {
 	if req.From.IsZero() {
 		return bad("from is missing")
 	}
-	to, toNow := req.To.Time, req.To.IsZero()
-	if toNow {
-		to = now
-	}
+	to, toNow := endOf(req, now), req.To.IsZero()
 	if !req.From.Before(to) {
 		if toNow {
 			return bad("from %s is not in the past", req.From)
@@ -74,6 +71,19 @@ func validate(req *events.QueryRequested, now time.Time) error {
 		return bad("range %s..%s is longer than %d months (KSeF's limit); split it or use incremental", req.From, events.At(to), MaxRangeMonths)
 	}
 	return nil
+}
+
+// endOf is where the range of req ends: its to; else for an incremental query now; else when the
+// request was made (occurred_at), so that every delivery of the request, however late, plans
+// the same range.
+func endOf(req *events.QueryRequested, now time.Time) time.Time {
+	switch {
+	case !req.To.IsZero():
+		return req.To.Time
+	case !req.Incremental && !req.OccurredAt.IsZero() && req.OccurredAt.Before(now):
+		return req.OccurredAt.Time
+	}
+	return now
 }
 
 // window is one KSeF query's PermanentStorage range.
