@@ -815,3 +815,63 @@ func TestE2ESessionEndedByKSeF(t *testing.T) {
 		return false
 	})
 }
+
+// TestE2EFaultyKSeF runs invoices through a KSeF that misbehaves as in-practice.md reports:
+// sends and closes that take effect but are answered 5xx, plain 5xx pages, 429s and slow calls.
+// Every invoice still ends accepted, each sent exactly once and covered by a stored UPO, without
+// dead letters.
+func TestE2EFaultyKSeF(t *testing.T) {
+	const total = 24
+	p := start(t, options{emulator: emulator.Config{Seed: 7, Faults: emulator.Faults{
+		AmbiguousRate: 0.25, ServerErrorRate: 0.1, TooManyRate: 0.05, RetryAfter: time.Second,
+		SlowRate: 0.1, SlowDelay: 200 * time.Millisecond,
+	}}})
+	p.run(p.rt)
+	var ids []string
+	subs := map[string]*submission{}
+	for n := 1; n <= total; n++ {
+		s := p.newSubmission(fmt.Sprintf("ERP-F%02d", n), demo.Sellers[n%2], n, []string{viaInline, viaObject, viaGenerate}[n%3], time.Now())
+		p.publish(s.ev)
+		ids = append(ids, s.id)
+		subs[s.id] = s
+	}
+	evs := p.await(2*time.Minute, "every invoice settled and in a stored UPO", func(evs []natsx.Delivered) bool {
+		if !settled(ids)(evs) {
+			return false
+		}
+		inUPO := map[string]bool{}
+		for _, u := range eventsOf[*events.SessionUpoStored](evs) {
+			for _, num := range u.KsefNumbers {
+				inUPO[num] = true
+			}
+		}
+		for _, a := range byInvoice[*events.InvoiceAccepted](evs) {
+			if !inUPO[a.KsefNumber] {
+				return false
+			}
+		}
+		return true
+	})
+	acc := byInvoice[*events.InvoiceAccepted](evs)
+	for _, id := range ids {
+		a := acc[id]
+		if a == nil {
+			r := byInvoice[*events.InvoiceRejected](evs)[id]
+			t.Errorf("%s rejected: %d %s %v (stage %s)", id, r.Code, r.Description, r.Details, r.Stage)
+			continue
+		}
+		if err := ksef.ValidateNumber(a.KsefNumber); err != nil {
+			t.Errorf("%s: %v", id, err)
+		}
+		xml, _ := p.object(a.XML)
+		p.sentOnce(subs[id].seller, xml)
+	}
+	if dl := eventsOf[*events.DeadLettered](evs); len(dl) > 0 {
+		t.Errorf("dead letters\n%s", summary(evs))
+	}
+	st := p.em.Stats()
+	if st.Faults["ambiguous"] == 0 || st.Faults["5xx"] == 0 || st.Faults["429"] == 0 {
+		t.Errorf("faults injected %v: want some of each kind, or the test proves nothing", st.Faults)
+	}
+	t.Logf("faults injected: %v", st.Faults)
+}

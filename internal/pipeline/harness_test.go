@@ -349,7 +349,7 @@ const (
 func (p *pipe) newSubmission(id, seller string, n int, via string, issued time.Time) *submission {
 	p.t.Helper()
 	req := demo.Request(seller, n, issued)
-	s := &submission{id: id, seller: seller, req: req, ev: &events.InvoiceSubmitted{}}
+	s := &submission{id: id, seller: seller, req: req, ev: &events.InvoiceSubmitted{Visualize: true}}
 	s.ev.InvoiceID, s.ev.ContextNIP = id, seller
 	if via == viaGenerate {
 		data, err := json.Marshal(req)
