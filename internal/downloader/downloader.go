@@ -601,7 +601,8 @@ func (r *run) finish(ctx context.Context) (*events.QueryCompleted, error) {
 	// known to be complete.
 	hwm := minTime(st.plan.end, st.startedAt.Add(-cfg.Overlap))
 	if req.Incremental {
-		hwm = maxTime(hwm, st.mark.HWM)
+		// Never backwards, and never before the range asked for.
+		hwm = maxTime(hwm, maxTime(st.mark.HWM, st.plan.from))
 	}
 	sum := Summary{
 		QueryID: req.QueryID, InvoiceCount: len(st.done), Parts: st.parts,
