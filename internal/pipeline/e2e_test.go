@@ -875,3 +875,66 @@ func TestE2EFaultyKSeF(t *testing.T) {
 	}
 	t.Logf("faults injected: %v", st.Faults)
 }
+
+// TestE2EVisualizeOnRequest: invoice.visualize renders an accepted invoice in another format and
+// language next to the default PDF, renders an invoice not in KSeF (offline, named by its ERP
+// id), and dead-letters a request for an XML that does not exist without stopping the worker.
+func TestE2EVisualizeOnRequest(t *testing.T) {
+	p := start(t, options{})
+	p.run(p.rt)
+	seller := demo.Sellers[1]
+	s := p.newSubmission("ERP-V1", seller, 4, viaInline, time.Now())
+	p.publish(s.ev)
+	evs := p.await(30*time.Second, "the invoice accepted and its PDF", func(evs []natsx.Delivered) bool {
+		return byInvoice[*events.InvoiceVisualized](evs)[s.id] != nil
+	})
+	acc := byInvoice[*events.InvoiceAccepted](evs)[s.id]
+	if acc == nil {
+		t.Fatalf("not accepted\n%s", summary(evs))
+	}
+
+	html := &events.VisualizeRequested{KsefNumber: acc.KsefNumber, XML: acc.XML, Format: events.FormatHTML, Language: events.LangEN}
+	html.InvoiceID, html.ContextNIP = s.id, seller
+	offline := &events.VisualizeRequested{XML: p.putObject("erp-outbox/offline.xml", s.xml), Format: events.FormatPDF, Language: events.LangPLEN, Offline: true}
+	offline.InvoiceID, offline.ContextNIP = "ERP-OFFLINE", seller
+	missing := &events.VisualizeRequested{XML: &events.ObjectRef{Bucket: p.rt.Layout.Buckets.Invoices, Key: "nowhere.xml"}, Format: events.FormatPDF, Language: events.LangPL}
+	missing.InvoiceID, missing.ContextNIP = "ERP-MISSING", seller
+	for _, ev := range []*events.VisualizeRequested{missing, html, offline} {
+		p.publish(ev)
+	}
+	evs = p.await(30*time.Second, "both renderings and a dead letter", func(evs []natsx.Delivered) bool {
+		return len(eventsOf[*events.InvoiceVisualized](evs)) >= 3 && len(eventsOf[*events.DeadLettered](evs)) >= 1
+	})
+	var gotHTML, gotOffline *events.InvoiceVisualized
+	for _, v := range eventsOf[*events.InvoiceVisualized](evs) {
+		switch {
+		case v.Format == events.FormatHTML:
+			gotHTML = v
+		case v.InvoiceID == offline.InvoiceID:
+			gotOffline = v
+		}
+	}
+	if gotHTML == nil || gotHTML.KsefNumber != acc.KsefNumber || gotHTML.Language != events.LangEN {
+		t.Fatalf("HTML rendering %+v, want one of %s in English", gotHTML, acc.KsefNumber)
+	}
+	page, info := p.object(gotHTML.Document)
+	if !strings.HasPrefix(info.ContentType, "text/html") || !bytes.Contains(page, []byte(acc.KsefNumber)) || !bytes.Contains(page, []byte(s.req.InvoiceNumber)) {
+		t.Errorf("HTML rendering: content type %q, %d bytes, naming the KSeF number %v and the invoice number %v", info.ContentType,
+			len(page), bytes.Contains(page, []byte(acc.KsefNumber)), bytes.Contains(page, []byte(s.req.InvoiceNumber)))
+	}
+	pdf := byInvoice[*events.InvoiceVisualized](evs)[s.id]
+	if pdf.Document.Key == gotHTML.Document.Key {
+		t.Errorf("the HTML rendering replaced the PDF at %s", pdf.Document.Key)
+	}
+	if gotOffline == nil || gotOffline.KsefNumber != "" || gotOffline.Language != events.LangPLEN {
+		t.Fatalf("offline rendering %+v, want one named by its ERP id in pl_en", gotOffline)
+	}
+	doc, info := p.object(gotOffline.Document)
+	if info.ContentType != "application/pdf" || !bytes.HasPrefix(doc, []byte("%PDF-")) || !strings.Contains(gotOffline.Document.Key, offline.InvoiceID) {
+		t.Errorf("offline rendering %s: content type %q, starts %q", gotOffline.Document.Key, info.ContentType, doc[:min(8, len(doc))])
+	}
+	dls := eventsOf[*events.DeadLettered](evs)
+	if len(dls) != 1 || dls[0].InvoiceID != missing.InvoiceID || dls[0].Stage != pipeline.Visualizer || dls[0].ErrorKind != events.KindPermanent {
+		t.Errorf("dead letters %+v, want one permanent from the visualizer for %s", dls, missing.InvoiceID)
+	}
+}
