@@ -746,13 +746,6 @@ func TestE2EDrainOnCancel(t *testing.T) {
 // expire, are closed by a restart); the invoices sent after that go into a new session and are
 // accepted, and the UPO of the ended session is still fetched.
 func TestE2ESessionEndedByKSeF(t *testing.T) {
-	t.Skip("sender bug: a send into a session KSeF has ended (expired early, closed by a restart) is answered " +
-		"400 with code 1204 INVOICE_SEND (\"Sesja ... jest zamknięta\"); the sender treats only 1109/1110 as a " +
-		"broken session, so it keeps the dead session in the pool and rejects this invoice and every later one " +
-		"of the context with 1204 at stage send (until CheckIdle, 5 min of idleness, finds the session closed), " +
-		"and never publishes session.closed for it, so its UPO is never fetched. A 1204 should make the sender " +
-		"check the session (ksefSessionStatus), drop it if it is not active, publish session.closed, and retry " +
-		"the invoice in a new session")
 	p := start(t, options{
 		emulator: emulator.Config{Faults: emulator.Faults{EarlyExpiryRate: 1, EarlyExpiry: 2 * time.Second}},
 		// The pool would keep the session for a minute; KSeF ends it first.

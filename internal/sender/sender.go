@@ -213,31 +213,63 @@ func (s *Sender) sendOnline(ctx context.Context, ev *events.InvoiceSubmitted, ke
 	resp, err := lease.Session.Send(ctx, xml)
 	if err != nil {
 		var ke *ksef.Error
-		broken := errors.As(err, &ke) && (ke.Code == ksef.CodeSessionUnknown || ke.Code == ksef.CodeSessionAccess)
+		answered := errors.As(err, &ke) && !ke.Temporary() // a definite refusal: nothing was taken
+		rejected := answered && invoiceFault(ke.Code)
+		broken := answered && !rejected && s.sessionEnded(ctx, lease, ke)
 		lease.Release(ctx, errors.Is(err, ksef.ErrAmbiguous), broken)
-		switch {
-		case errors.As(err, &we):
-			// Nothing left this process: record that, so the next delivery need not reconcile.
+		if errors.As(err, &we) || (answered && !rejected) {
+			// Nothing left this process, or KSeF refused it: record that, so the next delivery
+			// neither waits for the send lease nor needs to reconcile.
 			queued := base
 			queued.UpdatedAt = s.cfg.Now()
 			if _, perr := s.states.Put(ctx, key, &queued, rev); perr != nil {
 				zerolog.Ctx(ctx).Warn().Err(perr).Msg("recording the queued state failed")
 			}
+		}
+		switch {
+		case errors.As(err, &we):
 			return we
 		case errors.Is(err, ksef.ErrAmbiguous):
 			// Maybe sent: the next delivery reconciles through ksefSessionInvoices.
 			zerolog.Ctx(ctx).Warn().Err(err).Msg("send outcome unknown; will reconcile before sending again")
 			return worker.Snooze(2 * time.Second)
-		case broken:
-			return fmt.Errorf("session %s is gone: %w", lease.Session.ID, err)
-		case errors.As(err, &ke) && !ke.Temporary():
+		case rejected:
 			return s.reject(ctx, ev, key, base.SourceDigest, &next, rev, &events.InvoiceRejected{
 				Code: int(ke.Code), Description: ke.Description, Details: nonEmpty(ke.Details), Stage: events.StageSend})
+		case broken:
+			// KSeF ended the session (expired, closed under us): the pool has let it go and
+			// published session.closed; the invoice goes into a new session right away.
+			zerolog.Ctx(ctx).Info().Str("session_id", lease.Session.ID).Msg("KSeF ended the session; sending in a new one")
+			return worker.Snooze(0)
 		}
 		return s.kseFError(err, "sending")
 	}
 	lease.Release(ctx, true, false)
 	return s.markSent(ctx, ev, key, rev, &next, resp.Id)
+}
+
+// invoiceFault reports the send errors that are about the invoice itself, so sending it again
+// unchanged would fail again: the invoice is rejected. Every other refusal is about the session or
+// the service and is retried.
+func invoiceFault(c ksef.Code) bool {
+	switch c {
+	case ksef.CodeInvoiceVersion, ksef.CodeInvoiceSize, ksef.CodeInvoiceFormat, ksef.CodeInvoiceInput:
+		return true
+	}
+	return false
+}
+
+// sessionEnded reports whether a refused send means the session is no longer usable: unknown or
+// foreign to us (1109, 1110), or, for any other refusal, no longer active when asked.
+func (s *Sender) sessionEnded(ctx context.Context, lease *Lease, ke *ksef.Error) bool {
+	if ke.Code == ksef.CodeSessionUnknown || ke.Code == ksef.CodeSessionAccess {
+		return true
+	}
+	info, err := lease.Client.SessionStatus(ctx, lease.Session.ID)
+	if err != nil {
+		return isSessionGone(err)
+	}
+	return info.SessionStatus != ksefapi.Active
 }
 
 // kseFError maps a KSeF failure to the worker's outcome: a long Retry-After becomes a snooze
