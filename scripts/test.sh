@@ -18,4 +18,16 @@ fi
 echo "== go vet"
 go vet ./...
 echo "== go test"
-go test -count=1 -timeout 60m "$@" ./...
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+go test -count=1 -timeout 60m "$@" ./... 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+
+echo "== summary"
+grep -E '^(FAIL|--- FAIL|panic:)' "$log" || true
+if [ "$status" -ne 0 ]; then echo "go test exit status $status"; fi
+# Packages: passed, failed, and without test files (skipped).
+echo "packages: $(grep -cE '^ok[[:space:]]' "$log" || true) passed, $(grep -cE '^FAIL[[:space:]]' "$log" || true) failed, $(grep -cE '^\?[[:space:]]' "$log" || true) skipped"
+exit "$status"
