@@ -150,4 +150,6 @@ const (
 
 // OpenSessions is the gauge of open KSeF sessions of a mode; the sender's pool calls Inc when it
 // opens one and Dec when it closes or forgets one.
-func (m *Metrics) OpenSessions(mode string) prometheus.Gauge { return m.openSessions.WithLabelValues(mode) }
+func (m *Metrics) OpenSessions(mode string) prometheus.Gauge {
+	return m.openSessions.WithLabelValues(mode)
+}

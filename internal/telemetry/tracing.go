@@ -123,7 +123,9 @@ func (t *Tracing) Extract(ctx context.Context, hdr nats.Header) context.Context 
 }
 
 // Inject writes ctx's span context into hdr.
-func (t *Tracing) Inject(ctx context.Context, hdr nats.Header) { t.prop.Inject(ctx, HeaderCarrier(hdr)) }
+func (t *Tracing) Inject(ctx context.Context, hdr nats.Header) {
+	t.prop.Inject(ctx, HeaderCarrier(hdr))
+}
 
 // Span attribute keys (OpenTelemetry's messaging and HTTP conventions, and the pipeline's own).
 const (
@@ -201,7 +203,9 @@ type tracingPublisher struct {
 
 // Publisher returns p publishing every event with the current trace context in its headers
 // (traceparent), inside a producer span.
-func (t *Tracing) Publisher(p worker.Publisher) worker.Publisher { return &tracingPublisher{next: p, t: t} }
+func (t *Tracing) Publisher(p worker.Publisher) worker.Publisher {
+	return &tracingPublisher{next: p, t: t}
+}
 
 func (p *tracingPublisher) Publish(ctx context.Context, ev events.Event, hdr nats.Header) error {
 	ctx, span := p.t.tracer.Start(ctx, messagingSend+" "+ev.EventType(), trace.WithSpanKind(trace.SpanKindProducer),
