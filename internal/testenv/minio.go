@@ -107,7 +107,8 @@ func (s *minioServer) start() {
 }
 
 func (s *minioServer) run(bin string) error {
-	dir, err := os.MkdirTemp("", "ksef-minio-")
+	removeStaleDirs()
+	dir, err := os.MkdirTemp("", fmt.Sprintf("ksef-minio-%d-", os.Getpid()))
 	if err != nil {
 		return err
 	}
@@ -165,6 +166,21 @@ func (s *minioServer) run(bin string) error {
 		case <-ctx.Done():
 			return errors.New("testenv: MinIO not live after 60s: " + out.String())
 		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// removeStaleDirs removes data directories of test binaries that died
+// without StopMinIO (killed by a timeout, say); their MinIO died with them.
+func removeStaleDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "ksef-minio-*-*"))
+	for _, d := range dirs {
+		var pid int
+		if _, err := fmt.Sscanf(filepath.Base(d), "ksef-minio-%d-", &pid); err != nil || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = os.RemoveAll(d)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -59,5 +60,26 @@ func TestMinIO(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("health: %s", resp.Status)
+	}
+}
+
+func TestRemoveStaleDirs(t *testing.T) {
+	// A pid that cannot exist (above the kernel's pid_max limit of 2^22).
+	stale, err := os.MkdirTemp("", "ksef-minio-9999999-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := os.MkdirTemp("", fmt.Sprintf("ksef-minio-%d-", os.Getpid()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(mine)
+	removeStaleDirs()
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		os.RemoveAll(stale)
+		t.Fatalf("stale directory kept: %v", err)
+	}
+	if _, err := os.Stat(mine); err != nil {
+		t.Fatalf("own directory removed: %v", err)
 	}
 }
