@@ -157,6 +157,10 @@ func (c *Client) do(ctx context.Context, op Operation, send func(ctx context.Con
 
 func (c *Client) doAttempts(ctx context.Context, op Operation, maxAttempts int, send func(ctx context.Context) (*http.Response, error)) (*http.Response, error) {
 	for attempt := 1; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			// Nothing is sent with an ended context: not ambiguous.
+			return nil, fmt.Errorf("ksef %s: %w", op, err)
+		}
 		if c.limiter != nil {
 			if err := c.limiter.Wait(ctx, op); err != nil {
 				return nil, fmt.Errorf("ksef %s: waiting for the request limit: %w", op, err)
@@ -170,7 +174,15 @@ func (c *Client) doAttempts(ctx context.Context, op Operation, maxAttempts int, 
 		switch {
 		case err != nil:
 			if ctx.Err() != nil {
-				return nil, fmt.Errorf("ksef %s: %w", op, ctx.Err())
+				// The context cut the attempt short, possibly after the request reached KSeF:
+				// for a send that is a timeout like any other, so the outcome is unknown.
+				retErr = fmt.Errorf("ksef %s: %w", op, ctx.Err())
+				if !op.Idempotent() {
+					retErr = fmt.Errorf("ksef %s: %w: %w", op, ErrAmbiguous, ctx.Err())
+				}
+				call.Err = retErr
+				c.emit(call)
+				return nil, retErr
 			}
 			retErr = fmt.Errorf("ksef %s: %w", op, err)
 			if !op.Idempotent() {
