@@ -199,19 +199,22 @@ func (c *Client) doAttempts(ctx context.Context, op Operation, maxAttempts int, 
 			resp.Body.Close()
 			retErr = e
 			switch {
-			case e.TooManyRequests():
-				// Not processed: always safe to repeat, after the time KSeF asked for.
-				if c.limiter != nil {
-					c.limiter.Throttled(ctx, op, e.RetryAfter)
+			case e.Temporary():
+				if e.TooManyRequests() {
+					// Not processed: always safe to repeat, after the time KSeF asked for.
+					if c.limiter != nil {
+						c.limiter.Throttled(ctx, op, e.RetryAfter)
+					}
+				} else {
+					e.Ambiguous = !op.Idempotent()
 				}
 				if e.RetryAfter > c.retry.MaxRetryAfter {
+					// A 429 or a 503 (a query in preparation) asking for a longer wait than the
+					// client blocks for: the caller reschedules.
 					call.Err = e
 					c.emit(call)
 					return nil, e
 				}
-				wait = max(e.RetryAfter, c.backoff(attempt))
-			case e.Temporary():
-				e.Ambiguous = !op.Idempotent()
 				wait = max(e.RetryAfter, c.backoff(attempt))
 			default:
 				call.Err = e
