@@ -55,6 +55,29 @@ func TestErrorCodes(t *testing.T) {
 	}
 	garbageKey := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 256)) // not an OAEP ciphertext
 	shortIV := base64.StdEncoding.EncodeToString(make([]byte, 8))
+	// An accepted invoice of A to B, which C may not see.
+	acceptedID := sendReq(t, a, mustRequest(t, open, invoiceXML(t, nipA, nipB, "FV/E2E/ERR/OK")))
+	acceptedNum := deref(awaitFinal(t, h, a, acceptedID).KsefNumber)
+	awaitStored(t, h, a, acceptedID)
+	c := h.client(t, tokC, noRetries)
+	// A batch session of A waiting for its part.
+	_, parts, uploads := openBatch(t, a, []string{"FV/E2E/ERR/BATCH"})
+	spoiled := bytes.Clone(parts[0])
+	spoiled[0] ^= 1
+	noToken := uploads[0]
+	noToken.Headers = nil
+	upload := func(u ksefapi.PartUploadInfo, body []byte) func(context.Context) error {
+		return func(ctx context.Context) error {
+			return a.UploadBatchPart(ctx, u, bytes.NewReader(body), int64(len(body)))
+		}
+	}
+	openBatchReq := func(bi ksefapi.BatchInfo) func(context.Context) error {
+		return func(ctx context.Context) error {
+			_, err := a.OpenBatchSession(ctx, ksefapi.KsefSessionOpenBatchRequest{InvoiceVersion: ksefapi.V3, EncryptionInfo: enc, BatchInfo: bi})
+			return err
+		}
+	}
+	hash := kcrypto.SHA256Base64([]byte("package"))
 	openReq := func(v ksefapi.KsefInvoiceVersion, info ksefapi.EncryptionInfo) func(context.Context) error {
 		return func(ctx context.Context) error {
 			_, err := a.OpenOnlineSession(ctx, ksefapi.KsefSessionOpenOnlineRequest{InvoiceVersion: v, EncryptionInfo: info})
@@ -107,6 +130,8 @@ func TestErrorCodes(t *testing.T) {
 			ksef.OpSessionOpenOnline, 400, ksef.CodeB64Decode, "initVector"},
 		{"invoiceHash not base64", sendReq(func(r *ksefapi.KsefInvoiceSendRequest) { r.Encrypted.InvoiceHash = "#" }),
 			ksef.OpInvoiceSend, 400, ksef.CodeB64Decode, "invoiceHash"},
+		{"part without the upload token", upload(noToken, parts[0]),
+			ksef.OpBatchPartUpload, 401, ksef.CodeAuthChallenge, emulator.UploadTokenHeader},
 		{"key not wrapped with the KSeF key", openReq(ksefapi.V3, ksefapi.EncryptionInfo{EncryptedKey: garbageKey, InitVector: enc.InitVector}),
 			ksef.OpSessionOpenOnline, 400, ksef.CodeSessionInit, ""},
 		{"status of an unknown session", func(ctx context.Context) error { _, err := a.SessionStatus(ctx, "SO-nope"); return err },
@@ -133,6 +158,12 @@ func TestErrorCodes(t *testing.T) {
 			ksef.OpInvoiceValidate, 400, ksef.CodeInvoiceVersion, "FA(2)"},
 		{"invoice declared over 1 MB", sendReq(func(r *ksefapi.KsefInvoiceSendRequest) { r.Encrypted.InvoiceSize = emulator.DefaultMaxInvoiceSize + 1 }),
 			ksef.OpInvoiceSend, 400, ksef.CodeInvoiceSize, ""},
+		{"batch package over 5 GB", openBatchReq(ksefapi.BatchInfo{BatchSize: 6_000_000_000, BatchHash: hash,
+			BatchParts: []ksefapi.BatchPartInfo{{Ordinal: 1, PartSize: 16, PartHash: hash}}}),
+			ksef.OpSessionOpenBatch, 400, ksef.CodeInvoiceSize, ""},
+		{"batch parts not numbered from 1", openBatchReq(ksefapi.BatchInfo{BatchSize: 10, BatchHash: hash,
+			BatchParts: []ksefapi.BatchPartInfo{{Ordinal: 2, PartSize: 16, PartHash: hash}}}),
+			ksef.OpSessionOpenBatch, 400, ksef.CodeSessionInit, "ordinal 2"},
 		{"validation body over 1 MB", validate(append([]byte("<a>"), bytes.Repeat([]byte("x"), emulator.DefaultMaxInvoiceSize)...)),
 			ksef.OpInvoiceValidate, 413, ksef.CodeInvoiceSize, ""},
 		{"invalid invoice validated", validate(sample(t, "invalid", "missing-invoice-number-p2.xml")),
@@ -143,6 +174,12 @@ func TestErrorCodes(t *testing.T) {
 			ksef.OpInvoiceSend, 400, ksef.CodeInvoiceSend, closed.ID},
 		{"status of an unknown invoice", func(ctx context.Context) error { _, err := a.InvoiceStatus(ctx, "EE-nope"); return err },
 			ksef.OpInvoiceStatus, 404, ksef.CodeInvoiceUnknown, "EE-nope"},
+		{"status of another context's invoice", func(ctx context.Context) error { _, err := b.InvoiceStatus(ctx, acceptedID); return err },
+			ksef.OpInvoiceStatus, 404, ksef.CodeInvoiceUnknown, acceptedID},
+		{"get of another context's invoice", func(ctx context.Context) error { _, _, err := c.GetInvoice(ctx, acceptedNum); return err },
+			ksef.OpInvoiceGet, 404, ksef.CodeInvoiceUnknown, acceptedNum},
+		{"part with another hash", upload(uploads[0], spoiled),
+			ksef.OpBatchPartUpload, 400, ksef.CodeInvoiceInput, "SHA-256"},
 		{"get by a malformed KSeF number", func(ctx context.Context) error { _, _, err := a.GetInvoice(ctx, "5261040828-20260302-123"); return err },
 			ksef.OpInvoiceGet, 400, ksef.CodeInvoiceUnknown, ""},
 		{"get by an unknown KSeF number", func(ctx context.Context) error {
@@ -309,5 +346,128 @@ func TestTooManyRequests(t *testing.T) {
 	}
 	if len(calls) != 1 || len(slept) != 0 {
 		t.Errorf("calls %+v, slept %v: want one attempt and no wait", calls, slept)
+	}
+}
+
+func mustRequest(t *testing.T, s *ksef.Session, xml []byte) ksefapi.KsefInvoiceSendRequest {
+	t.Helper()
+	req, err := s.SendRequest(xml)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+// TestServerErrorForms: KSeF's 5xx come as the proxy's HTML pages, empty bodies or the service's
+// JSON Error with the operation's failure code (in-practice.md). The client reads each into an
+// *ksef.Error that is temporary, keeps the code when there is one and the page's start when
+// not, and marks a send's as ambiguous.
+func TestServerErrorForms(t *testing.T) {
+	h := startEmulator(t, func(c *emulator.Config) { c.Faults = emulator.Faults{ServerErrorRate: 1} })
+	ctx := context.Background()
+	a := h.client(t, tokA, noRetries)
+	now := time.Now()
+	for _, tc := range []struct {
+		op   ksef.Operation
+		code ksef.Code // of the JSON 500
+		call func() error
+	}{
+		{ksef.OpPublicKey, ksef.CodeKsefPublicKey, func() error { _, err := a.PublicKey(ctx); return err }},
+		{ksef.OpSessionOpenOnline, ksef.CodeSessionOpen, func() error {
+			_, err := a.OpenOnlineSession(ctx, ksefapi.KsefSessionOpenOnlineRequest{InvoiceVersion: ksefapi.V3})
+			return err
+		}},
+		{ksef.OpSessionOpenBatch, ksef.CodeSessionOpen, func() error {
+			_, err := a.OpenBatchSession(ctx, ksefapi.KsefSessionOpenBatchRequest{InvoiceVersion: ksefapi.V3})
+			return err
+		}},
+		{ksef.OpSessionStatus, ksef.CodeSessionStatus, func() error { _, err := a.SessionStatus(ctx, "s"); return err }},
+		{ksef.OpSessionClose, ksef.CodeSessionClose, func() error { _, err := a.CloseSession(ctx, "s"); return err }},
+		{ksef.OpSessionUpo, ksef.CodeSessionUPO, func() error { _, err := a.SessionUPO(ctx, "s"); return err }},
+		{ksef.OpSessionInvoices, ksef.CodeSessionStatus, func() error { _, err := a.SessionInvoices(ctx, "s"); return err }},
+		{ksef.OpInvoiceSend, ksef.CodeInvoiceSend, func() error {
+			_, err := a.SendInvoice(ctx, ksefapi.KsefInvoiceSendRequest{SessionId: "s"})
+			return err
+		}},
+		{ksef.OpInvoiceStatus, ksef.CodeInvoiceStatus, func() error { _, err := a.InvoiceStatus(ctx, "i"); return err }},
+		{ksef.OpInvoiceGet, ksef.CodeInvoiceStatus, func() error {
+			_, _, err := a.GetInvoice(ctx, ksef.NewNumber(nipA, now, 1))
+			return err
+		}},
+		{ksef.OpInvoiceQueryStart, ksef.CodeQueryInit, func() error {
+			_, err := a.StartQuery(ctx, ksefapi.KsefInvoiceQueryStartRequest{SubjectType: ksefapi.Subject1})
+			return err
+		}},
+		{ksef.OpInvoiceQueryStatus, ksef.CodeQueryStatus, func() error { _, err := a.QueryStatus(ctx, "q"); return err }},
+		{ksef.OpInvoiceQueryResult, ksef.CodeQueryResult, func() error { _, err := a.QueryResult(ctx, "q", "1"); return err }},
+		{ksef.OpInvoiceGenerate, ksef.CodeInvoiceFormat, func() error {
+			_, err := a.GenerateInvoice(ctx, ksefapi.KsefInvoiceGenerateRequest{})
+			return err
+		}},
+		{ksef.OpInvoiceValidate, ksef.CodeInvoiceFormat, func() error { _, err := a.ValidateInvoice(ctx, []byte("<a/>")); return err }},
+		{ksef.OpInvoiceVisualize, ksef.CodeInvoiceVisualize, func() error {
+			_, _, err := a.VisualizeInvoice(ctx, ksefapi.KsefInvoiceVisualizeRequest{})
+			return err
+		}},
+	} {
+		t.Run(string(tc.op), func(t *testing.T) {
+			// The emulator takes the four forms in turn.
+			forms := map[string]bool{}
+			for range 4 {
+				err := tc.call()
+				var e *ksef.Error
+				if !errors.As(err, &e) || e.Operation != tc.op || !e.Temporary() {
+					t.Fatalf("err = %v, want a temporary *ksef.Error of %s", err, tc.op)
+				}
+				if e.Ambiguous != (tc.op == ksef.OpInvoiceSend) || errors.Is(err, ksef.ErrAmbiguous) != e.Ambiguous {
+					t.Errorf("HTTP %d: ambiguous %v", e.HTTPStatus, e.Ambiguous)
+				}
+				switch {
+				case e.HTTPStatus == http.StatusInternalServerError:
+					if e.Code != tc.code || e.Description != tc.code.Description() || e.Body != "" {
+						t.Errorf("JSON 500: code %d %q, body %q; want %d", e.Code, e.Description, e.Body, tc.code)
+					}
+					forms["500 JSON"] = true
+				case e.HTTPStatus == http.StatusBadGateway && strings.Contains(e.Body, "502 Bad Gateway") && e.Code == 0:
+					forms["502 HTML"] = true
+				case e.HTTPStatus == http.StatusServiceUnavailable && strings.Contains(e.Body, "503 Service") && e.Code == 0:
+					forms["503 HTML"] = true
+				case e.HTTPStatus == http.StatusServiceUnavailable && e.Body == "" && e.Code == 0:
+					forms["503 empty"] = true
+				default:
+					t.Errorf("unexpected answer: %#v", e)
+				}
+			}
+			if len(forms) != 4 {
+				t.Errorf("forms seen: %v", forms)
+			}
+		})
+	}
+}
+
+// TestBatchAfterUploadWindow: a batch session not closed within its upload window (20 min per
+// declared part) takes no more parts and cannot be closed (1106).
+func TestBatchAfterUploadWindow(t *testing.T) {
+	clock := newFakeClock()
+	h := startEmulatorAt(t, clock, nil)
+	ctx := context.Background()
+	a := h.client(t, tokA, noRetries)
+	id, parts, uploads := openBatch(t, a, []string{"FV/E2E/LATE/1"})
+	clock.Advance(2 * emulator.DefaultBatchPartWindow) // two parts
+	err := a.UploadBatchPart(ctx, uploads[0], bytes.NewReader(parts[0]), int64(len(parts[0])))
+	var e *ksef.Error
+	if !errors.As(err, &e) || e.HTTPStatus != http.StatusForbidden || e.Code != ksef.CodeInvoiceSend {
+		t.Errorf("late upload: %v", err)
+	}
+	_, err = a.CloseSession(ctx, id)
+	if !errors.As(err, &e) || e.HTTPStatus != http.StatusBadRequest || !ksef.HasCode(err, ksef.CodeSessionClose) || !strings.Contains(e.Details, id) {
+		t.Errorf("late close: %v", err)
+	}
+	info, err := a.SessionStatus(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.SessionStatus != ksefapi.Closed || info.Status.Code != 440 {
+		t.Errorf("session %+v", info)
 	}
 }

@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -486,4 +488,73 @@ func runQuery(t *testing.T, c *ksef.Client, from time.Time, subject ksefapi.Subj
 		t.Errorf("parts add up to %d bytes, packageSize says %d", size, st.PackageSize)
 	}
 	return out
+}
+
+// TestConcurrentUse shares one client between goroutines that open sessions and send into them
+// at once (run with -race): every invoice is accepted once, and the public key is fetched once.
+func TestConcurrentUse(t *testing.T) {
+	h := startEmulator(t, nil)
+	ctx := context.Background()
+	c := h.client(t, tokA)
+	const sessions, perSession = 3, 4
+	var (
+		mu  sync.Mutex
+		ids = map[string]string{} // invoice id -> P_2
+	)
+	xmls := map[string][]byte{} // made here: t.Fatal belongs to the test's goroutine
+	for i := range sessions {
+		for j := range perSession {
+			number := fmt.Sprintf("FV/E2E/CONC/%d/%d", i, j)
+			xmls[number] = invoiceXML(t, nipA, nipB, number)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, sessions*perSession)
+	for i := range sessions {
+		wg.Go(func() {
+			s, err := c.OpenSession(ctx)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer s.Forget()
+			var inner sync.WaitGroup
+			for j := range perSession {
+				inner.Go(func() {
+					number := fmt.Sprintf("FV/E2E/CONC/%d/%d", i, j)
+					r, err := s.Send(ctx, xmls[number])
+					if err != nil {
+						errs <- fmt.Errorf("%s: %w", number, err)
+						return
+					}
+					mu.Lock()
+					ids[r.Id] = number
+					mu.Unlock()
+				})
+			}
+			inner.Wait()
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if len(ids) != sessions*perSession {
+		t.Fatalf("%d distinct invoice ids for %d sends", len(ids), sessions*perSession)
+	}
+	numbers := map[string]bool{}
+	for id, number := range ids {
+		st := awaitFinal(t, h, c, id)
+		if st.Status.Code != int32(ksef.StatusAccepted) || deref(st.InvoiceNumber) != number {
+			t.Errorf("%s: %d %q", number, st.Status.Code, deref(st.InvoiceNumber))
+		}
+		numbers[deref(st.KsefNumber)] = true
+	}
+	if len(numbers) != len(ids) {
+		t.Errorf("%d KSeF numbers for %d invoices", len(numbers), len(ids))
+	}
+	if n := h.em.Requests(ksef.OpPublicKey, 200); n != 1 {
+		t.Errorf("the public key was fetched %d times", n)
+	}
 }
