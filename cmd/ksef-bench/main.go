@@ -1,0 +1,188 @@
+// Command ksef-bench measures the pipeline against the in-process KSeF emulator and writes the
+// results (a Markdown table and a PNG chart) to a directory. See docs/benchmarks.md.
+//
+//	go run ./cmd/ksef-bench                 full run (about half an hour on 2 cores)
+//	go run ./cmd/ksef-bench --quick         CI-sized run
+//	go run ./cmd/ksef-bench --only e2e --n 2000 --cpuprofile cpu.pprof
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/rs/zerolog"
+
+	"github.com/ksef-pipeline/ksef-pipeline/internal/bench"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ksef-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ksef-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o bench.Options
+	fs.BoolVar(&o.Quick, "quick", false, "CI-sized run (small N, short KSeF hour); flags below override its sizes")
+	fs.IntVar(&o.N, "n", 0, "invoices per end-to-end run (default 10000; quick 300)")
+	fs.IntVar(&o.Contexts, "contexts", 0, "seller contexts of the end-to-end runs (default 10; quick 4)")
+	fs.IntVar(&o.PacedN, "paced-n", 0, "invoices of the paced latency runs (default 400; quick 40)")
+	fs.Float64Var(&o.PacedRate, "paced-rate", 0, "offered load of the paced runs, invoices/s (default 20)")
+	fs.IntVar(&o.BaselineN, "baseline-n", 0, "invoices sent one at a time by the baseline (default 20; quick 3)")
+	replicas := fs.String("replicas", "", "worker replicas of the scaling runs (default 1,2,4; quick 1,2)")
+	fs.IntVar(&o.ScalingN, "scaling-n", 0, "invoices per scaling run (default 3000; quick 200)")
+	batchMB := fs.Int("batch-part-mb", 0, "the sender's batch part in the memory run, MB (default 100; quick 10)")
+	fs.DurationVar(&o.KSeFHour, "ksef-hour", 0, "real time of one KSeF hour under the limits (default 2m; quick 15s)")
+	fs.IntVar(&o.LimitOnline, "limit-online", 0, "invoices offered to one context, online only (default 360)")
+	fs.IntVar(&o.LimitBatch, "limit-batch", 0, "invoices offered to one context with batch sessions (default 20000; quick 1000)")
+	fs.IntVar(&o.ManyContexts, "many-contexts", 0, "contexts of the many-contexts run (default 1000; quick 100)")
+	fs.IntVar(&o.PerContext, "per-context", 0, "invoices per context in the many-contexts run (default 3; quick 1)")
+	fs.StringVar(&o.BenchTime, "benchtime", "", "go test -benchtime of the per-stage benchmarks (default 1s; quick 100ms)")
+	fs.DurationVar(&o.Timeout, "timeout", 0, "longest wait for one run's invoices (default 10m; quick 2m)")
+	fs.Int64Var(&o.Seed, "seed", 1, "seed of the generated invoices")
+	only := fs.String("only", "", "comma-separated sections to run: "+strings.Join(bench.Sections, ","))
+	fs.StringVar(&o.SchemaDir, "schema-dir", getenv("KSEF_SCHEMA_DIR"), "FA(3) XSD directory (default $KSEF_SCHEMA_DIR, else ../shared/ksef/official/faktury/schemy/FA beside the repository)")
+	out := fs.String("out", "results", "directory for results.md, results.json and results.png")
+	fs.StringVar(&o.Dir, "work-dir", "", "working directory (default a temporary one, removed at the end)")
+	cpuProfile := fs.String("cpuprofile", "", "write the bench process's CPU profile (the in-process pipeline) here")
+	memProfile := fs.String("memprofile", "", "write the bench process's allocation profile here at the end")
+	verbose := fs.Bool("v", false, "show the pipeline's warnings")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if *replicas != "" {
+		for _, s := range strings.Split(*replicas, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || n < 1 {
+				return fmt.Errorf("--replicas: want positive integers, got %q", s)
+			}
+			o.Replicas = append(o.Replicas, n)
+		}
+	}
+	if *only != "" {
+		for _, s := range strings.Split(*only, ",") {
+			s = strings.TrimSpace(s)
+			if !contains(bench.Sections, s) {
+				return fmt.Errorf("--only: unknown section %q (want %s)", s, strings.Join(bench.Sections, ","))
+			}
+			o.Only = append(o.Only, s)
+		}
+	}
+	o.BatchPart = int64(*batchMB) * 1_000_000
+	wd, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	if o.SchemaDir == "" {
+		if root, err := findRoot(wd); err == nil {
+			o.SchemaDir = filepath.Join(root, "..", "shared", "ksef", "official", "faktury", "schemy", "FA")
+		}
+	}
+	o.Progress = stdout
+	o.Log = zerolog.Nop()
+	if *verbose {
+		o.Log = zerolog.New(zerolog.ConsoleWriter{Out: stderr}).Level(zerolog.WarnLevel).With().Timestamp().Logger()
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	rep, err := bench.Run(ctx, o)
+	if *memProfile != "" {
+		if f, ferr := os.Create(*memProfile); ferr == nil {
+			runtime.GC()
+			pprof.Lookup("allocs").WriteTo(f, 0)
+			f.Close()
+		}
+	}
+	if rep == nil {
+		return err
+	}
+	if werr := write(rep, *out); werr != nil {
+		return errors.Join(err, werr)
+	}
+	fmt.Fprintf(stdout, "\nresults: %s\n", filepath.Join(*out, "results.md"))
+	return err
+}
+
+// write puts results.md, results.png and results.json into dir.
+func write(rep *bench.Report, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	png, err := os.Create(filepath.Join(dir, "results.png"))
+	if err != nil {
+		return err
+	}
+	err = rep.WriteChart(png)
+	if cerr := png.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("chart: %w", err)
+	}
+	md, err := os.Create(filepath.Join(dir, "results.md"))
+	if err != nil {
+		return err
+	}
+	err = rep.WriteMarkdown(md, "results.png")
+	if cerr := md.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "results.json"), js, 0o644)
+}
+
+func findRoot(dir string) (string, error) {
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", errors.New("no go.mod")
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,124 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
+)
+
+// OnlineAllowance is how many invoices one context may send online in an hour under the
+// production limits (ksefInvoiceSend: 10/s, 30/min, 180/h).
+var OnlineAllowance = ksef.ProductionLimits()[ksef.OpInvoiceSend].PerHour
+
+// Limited is a run under KSeF's production request limits, enforced by the emulator, on an
+// accelerated clock.
+type Limited struct {
+	Name     string
+	Contexts int
+	Batch    bool
+	Offered  int
+	// ClockHours is how much KSeF time the run covered; Factor how much faster than real time
+	// that clock ran.
+	ClockHours float64
+	Factor     float64
+	Real       time.Duration
+	// Sent is how many invoices KSeF took (invoice.sent) within the run; Accepted how many
+	// were accepted by its end.
+	Sent, Accepted int
+	PerHour        float64 // Sent per KSeF hour
+	TooMany        int     // 429 answers
+	Sessions       int
+	Problem        string
+}
+
+// limitRun configures one run under the limits.
+type limitRun struct {
+	name     string
+	contexts int
+	perCtx   int
+	batch    bool
+	hour     time.Duration // real time of one KSeF hour
+	// untilDone ends the run once every invoice is accepted (else after one KSeF hour).
+	untilDone bool
+}
+
+// runLimited offers a backlog to contexts under production limits on an accelerated clock and
+// counts what KSeF took within one KSeF hour (or until everything is through).
+func (b *Bench) runLimited(ctx context.Context, r limitRun) Limited {
+	factor := float64(time.Hour) / float64(r.hour)
+	res := Limited{Name: r.name, Contexts: r.contexts, Batch: r.batch, Offered: r.contexts * r.perCtx, Factor: factor}
+	b.logf("limits %s: %d contexts x %d invoices, one KSeF hour = %s ...", r.name, r.contexts, r.perCtx, r.hour)
+	nips := make([]string, r.contexts)
+	tokens := map[string]string{}
+	for i := range nips {
+		nips[i] = NIP(i)
+		tokens[nips[i]] = fmt.Sprintf("bench-token-%d", i)
+	}
+	g := NewGenerator(b.o.Seed+11, buyer, time.Now())
+	g.MinLines, g.MaxLines = 1, 8 // small invoices: the limits, not the bytes, are measured
+	invoices, err := g.Many(res.Offered, func(i int) string { return nips[i%len(nips)] })
+	if err != nil {
+		res.Problem = err.Error()
+		return res
+	}
+	vars := baseEnv(&b.o)
+	vars["KSEF_LIMITS"] = "production"
+	if !r.batch {
+		vars["KSEF_BATCH"] = "false"
+		// Handlers wait for their slot in the limiter (on the accelerated clock) instead of
+		// snoozing their messages: JetStream's redelivery delays run on real time.
+		vars["KSEF_MAX_LIMIT_WAIT"] = "2h"
+	}
+	em := ZeroLatency.emulator()
+	em.Limits = emulator.LimitConfig{} // production
+	em.ProcessingDelay = 2 * time.Second
+	em.StorageDelay = time.Second
+	clock := NewClock(factor)
+	v, err := startEnv(ctx, b.dir("limits-"+r.name), envConfig{Env: vars, Tokens: tokens, Emulator: em, Clock: clock, Log: b.log})
+	if err != nil {
+		res.Problem = err.Error()
+		return res
+	}
+	defer v.close()
+	tr := newTracker()
+	fctx, stop := context.WithCancel(ctx)
+	defer stop()
+	tr.follow(fctx, v)
+	// The backlog is in place before the workers start, as after an ERP's month-end run.
+	if err := publish(ctx, v, tr, invoices, 0); err != nil {
+		res.Problem = err.Error()
+		return res
+	}
+	clock.Restart()
+	startReal := time.Now()
+	v.run(ctx, pipeline.Sender, pipeline.Poller)
+	limit := r.hour
+	if r.untilDone {
+		limit = b.o.Timeout
+	}
+	wctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	err = tr.wait(wctx, func() bool { return len(tr.accepted)+len(tr.rejected) >= len(invoices) })
+	res.Real = time.Since(startReal)
+	res.ClockHours = clock.Elapsed().Hours()
+	st := v.e.Emulator.Stats()
+	tr.mu.Lock()
+	res.Sent, res.Accepted = len(tr.sent), len(tr.accepted)
+	rejected := len(tr.rejected)
+	tr.mu.Unlock()
+	res.TooMany, res.Sessions = st.TooManyRequests, st.Sessions
+	res.PerHour = float64(res.Sent) / res.ClockHours
+	if rejected > 0 {
+		res.Problem = fmt.Sprintf("%d rejected", rejected)
+	}
+	if r.untilDone && err != nil {
+		res.Problem += fmt.Sprintf(" not all through after %s: %v", limit, err)
+	}
+	b.logf("limits %s: %d sent, %d accepted in %.2f KSeF hours (%s real); %d x 429", r.name, res.Sent, res.Accepted,
+		res.ClockHours, res.Real.Round(time.Second), res.TooMany)
+	return res
+}

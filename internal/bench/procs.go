@@ -1,0 +1,123 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// buildServices builds the services' binaries once per bench run.
+func (b *Bench) buildServices(ctx context.Context) (string, error) {
+	b.buildOnce.Do(func() {
+		dir := filepath.Join(b.o.Dir, "bin")
+		b.logf("building services/* into %s ...", dir)
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", dir+"/", "./services/sender", "./services/poller",
+			"./services/downloader", "./services/visualizer")
+		cmd.Dir = b.o.RepoRoot
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			b.buildErr = fmt.Errorf("bench: building the services: %w\n%s", err, out)
+		}
+		b.binDir = dir
+	})
+	return b.binDir, b.buildErr
+}
+
+// procs are worker processes.
+type procs struct {
+	cmds []*exec.Cmd
+	logs []*os.File
+}
+
+// startServices starts replicas processes of each named worker against v.
+func (b *Bench) startServices(ctx context.Context, v *env, workers []string, replicas int, extraEnv ...string) (*procs, error) {
+	bin, err := b.buildServices(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := &procs{}
+	for _, w := range workers {
+		for i := range replicas {
+			name := fmt.Sprintf("%s-%d", w, i+1)
+			logf, err := os.Create(filepath.Join(v.dir, name+".log"))
+			if err != nil {
+				p.stop()
+				return nil, err
+			}
+			cmd := exec.Command(filepath.Join(bin, w))
+			cmd.Env = append(append(v.environ(), "KSEF_NATS_NAME="+name), extraEnv...)
+			cmd.Stdout, cmd.Stderr = logf, logf
+			if err := cmd.Start(); err != nil {
+				logf.Close()
+				p.stop()
+				return nil, fmt.Errorf("bench: starting %s: %w", name, err)
+			}
+			p.cmds = append(p.cmds, cmd)
+			p.logs = append(p.logs, logf)
+		}
+	}
+	return p, nil
+}
+
+// stop sends SIGTERM to every process and waits for them (killing those still running after
+// 20 s).
+func (p *procs) stop() {
+	var wg sync.WaitGroup
+	for _, c := range p.cmds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { c.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				c.Process.Kill()
+				<-done
+			}
+		}()
+	}
+	wg.Wait()
+	for _, f := range p.logs {
+		f.Close()
+	}
+}
+
+// peakRSS is a process's peak resident set size (VmHWM), in bytes.
+func peakRSS(pid int) (int64, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("bench: no VmHWM in /proc/<pid>/status")
+}
+
+// repoRoot is the directory holding go.mod, from dir upwards.
+func repoRoot(dir string) (string, error) {
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", errors.New("bench: no go.mod above " + dir)
+		}
+	}
+}
