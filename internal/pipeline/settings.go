@@ -24,7 +24,7 @@ const (
 	EnvSchemaDir           = "KSEF_SCHEMA_DIR"           // FA(3) XSD directory
 	EnvConcurrency         = "KSEF_CONCURRENCY"          // handlers per worker
 	EnvLogLevel            = "KSEF_LOG_LEVEL"            // debug, info, warn, error
-	EnvVisualizeAccepted   = "KSEF_VISUALIZE_ACCEPTED"   // render accepted invoices (true)
+	EnvVisualizeAccepted   = "KSEF_VISUALIZE_ACCEPTED"   // render every accepted invoice, asked or not (false)
 	EnvVisualizeDownloaded = "KSEF_VISUALIZE_DOWNLOADED" // render downloaded invoices (true)
 	EnvVisualizeFormat     = "KSEF_VISUALIZE_FORMAT"     // pdf or html
 	EnvVisualizeLanguage   = "KSEF_VISUALIZE_LANGUAGE"   // pl, en or pl_en
@@ -73,7 +73,7 @@ type Settings struct {
 func SettingsFromEnv(getenv func(string) string, readFile func(string) ([]byte, error)) (Settings, error) {
 	var errs []error
 	s := Settings{SchemaDir: getenv(EnvSchemaDir), LogLevel: zerolog.InfoLevel,
-		VisualizeAccepted: true, VisualizeDownloaded: true, VisualizeFormat: getenv(EnvVisualizeFormat),
+		VisualizeDownloaded: true, VisualizeFormat: getenv(EnvVisualizeFormat),
 		VisualizeLanguage: getenv(EnvVisualizeLanguage), QREnvironment: getenv(EnvQREnvironment)}
 	var err error
 	if s.NATS, err = natsx.ConfigFromEnv(getenv); err != nil {

@@ -154,7 +154,8 @@ func (p *Poller) Sent(ctx context.Context, ev *events.InvoiceSent, deliveries in
 }
 
 func (p *Poller) accept(ctx context.Context, ev *events.InvoiceSent, info *ksefapi.InvoiceInfo, duplicate bool) error {
-	out := &events.InvoiceAccepted{SessionID: ev.SessionID, InvoiceHash: ev.InvoiceHash, XML: ev.XML, DuplicateOfEarlierSend: duplicate}
+	out := &events.InvoiceAccepted{SessionID: ev.SessionID, InvoiceHash: ev.InvoiceHash, XML: ev.XML, DuplicateOfEarlierSend: duplicate,
+		Visualize: ev.Visualize}
 	out.Meta = ev.Meta.Next()
 	if info.KsefNumber != nil {
 		out.KsefNumber = *info.KsefNumber

@@ -333,7 +333,8 @@ func (s *Sender) markSent(ctx context.Context, ev *events.InvoiceSubmitted, key 
 
 func (s *Sender) publishSent(ctx context.Context, ev *events.InvoiceSubmitted, st *State) error {
 	out := &events.InvoiceSent{KsefInvoiceID: st.InvoiceID, SessionID: st.SessionID, Mode: st.Mode,
-		InvoiceHash: st.InvoiceHash, SentAt: events.At(st.UpdatedAt), XML: st.XML, InvoiceNumber: st.InvoiceNumber}
+		InvoiceHash: st.InvoiceHash, SentAt: events.At(st.UpdatedAt), XML: st.XML, InvoiceNumber: st.InvoiceNumber,
+		Visualize: ev.Visualize}
 	out.Meta = ev.Meta.Next()
 	if err := s.pub.Publish(ctx, out, nil); err != nil {
 		return fmt.Errorf("publishing invoice.sent: %w", err)

@@ -19,7 +19,8 @@ import (
 
 // Config of the visualizer.
 type Config struct {
-	// Accepted and Downloaded say whether those invoices are rendered without being asked.
+	// Accepted and Downloaded say whether those invoices are rendered without being asked; an
+	// accepted invoice whose submission asked for it (visualize) is rendered anyway.
 	Accepted, Downloaded bool
 	// Format and Language of those default renderings.
 	Format   string
@@ -68,7 +69,7 @@ func (v *Visualizer) Handle(ctx context.Context, m *worker.Message) error {
 	var j job
 	switch ev := m.Event.(type) {
 	case *events.InvoiceAccepted:
-		if !v.cfg.Accepted {
+		if !v.cfg.Accepted && !ev.Visualize {
 			return nil
 		}
 		j = job{meta: ev.Meta, ksefNumber: ev.KsefNumber, xml: ev.XML, format: v.cfg.Format, language: v.cfg.Language}

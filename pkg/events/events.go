@@ -167,6 +167,8 @@ type InvoiceSent struct {
 	SentAt      Time       `msgpack:"sent_at"`
 	// InvoiceNumber is the seller's invoice number (FA(3) field P_2).
 	InvoiceNumber string `msgpack:"invoice_number"`
+	// Visualize carries the submission's request for a PDF.
+	Visualize bool `msgpack:"visualize,omitempty"`
 }
 
 // InvoiceAccepted records that KSeF accepted the invoice and assigned it a
@@ -189,6 +191,8 @@ type InvoiceAccepted struct {
 	// UPO is usually absent: the UPO is issued per session and announced
 	// by session.upo_stored.
 	UPO *ObjectRef `msgpack:"upo,omitempty"`
+	// Visualize carries the submission's request for a PDF.
+	Visualize bool `msgpack:"visualize,omitempty"`
 }
 
 // InvoiceRejected records that the invoice will not be in KSeF as sent:
