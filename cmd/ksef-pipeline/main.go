@@ -25,6 +25,7 @@ import (
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/telemetry"
 )
 
 func main() {
@@ -48,6 +49,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	timeout := fs.Duration("timeout", 5*time.Minute, "demo: give up after this long")
 	external := fs.Bool("external-ksef", false, "use the KSeF API at KSEF_API_URL instead of the in-process emulator")
 	workers := fs.String("workers", "all", "workers to run: all, or a comma-separated list of sender, poller, downloader, visualizer")
+	httpAddr := fs.String("http-addr", getenv(telemetry.EnvHTTPAddr), "serve /metrics, /healthz and /readyz on this address, e.g. 127.0.0.1:9090 (default: none)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -89,6 +91,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintf(stdout, "KSeF:     %s (emulator; API docs at %s/docs)\n", e.EmulatorURL, e.EmulatorURL)
 	}
 	fmt.Fprintf(stdout, "Objects:  %s\n", e.ObjectsDir)
+	if *httpAddr != "" && *httpAddr != "off" {
+		tel := e.Runtime.Telemetry
+		if e.Emulator != nil {
+			tel.Metrics.Registry().MustRegister(e.Emulator.Collector())
+		}
+		srv, err := tel.Start(*httpAddr, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+		}()
+		fmt.Fprintf(stdout, "Metrics:  %s/metrics (and /healthz, /readyz)\n", srv.URL())
+	}
 	if !e.Runtime.Validator.SchemaValidated() {
 		fmt.Fprintf(stdout, "WARNING:  no FA(3) schema (set %s): invoices are checked structurally only\n", pipeline.EnvSchemaDir)
 	}
