@@ -50,3 +50,26 @@ func isWrongSequence(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }
+
+// Keys lists the keys that start with prefix (a missing bucket content gives none).
+func (c *CAS) Keys(ctx context.Context, prefix string) ([]string, error) {
+	lister, err := c.kv.ListKeysFiltered(ctx, prefix+">")
+	if err != nil {
+		return nil, fmt.Errorf("natsx: kv keys %s: %w", prefix, err)
+	}
+	defer lister.Stop()
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// Delete removes key if it is still at revision.
+func (c *CAS) Delete(ctx context.Context, key string, revision uint64) error {
+	err := c.kv.Delete(ctx, key, jetstream.LastRevision(revision))
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) && !isWrongSequence(err) {
+		return fmt.Errorf("natsx: kv delete %s: %w", key, err)
+	}
+	return nil
+}

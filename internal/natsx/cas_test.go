@@ -78,3 +78,44 @@ func TestCASAgainstJetStream(t *testing.T) {
 		t.Fatalf("counter = %d, want %d", len(v), n*workers)
 	}
 }
+
+func TestCASKeysAndDelete(t *testing.T) {
+	_, url := testenv.NATS(t)
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	kv, err := natsx.EnsureKV(ctx, js, "cas-keys", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := natsx.NewCAS(kv)
+	for _, k := range []string{"sess.1.a", "sess.1.b", "sess.2.c", "inv.1.x"} {
+		if ok, err := c.Swap(ctx, k, []byte(k), 0); !ok || err != nil {
+			t.Fatal(k, ok, err)
+		}
+	}
+	keys, err := c.Keys(ctx, "sess.")
+	if err != nil || len(keys) != 3 {
+		t.Fatalf("keys %v, %v", keys, err)
+	}
+	_, rev, _ := c.Get(ctx, "sess.1.a")
+	if err := c.Delete(ctx, "sess.1.a", rev+1); err != nil {
+		t.Fatal(err)
+	}
+	if v, _, _ := c.Get(ctx, "sess.1.a"); v == nil {
+		t.Fatal("a delete at a stale revision removed the key")
+	}
+	if err := c.Delete(ctx, "sess.1.a", rev); err != nil {
+		t.Fatal(err)
+	}
+	if v, r, _ := c.Get(ctx, "sess.1.a"); v != nil || r != 0 {
+		t.Fatalf("deleted key still reads %q at %d", v, r)
+	}
+	if keys, _ := c.Keys(ctx, "sess."); len(keys) != 2 {
+		t.Fatalf("keys after delete %v", keys)
+	}
+}

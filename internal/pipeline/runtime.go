@@ -51,6 +51,8 @@ type Runtime struct {
 	Validator *fa3.Validator
 	States    *sender.States
 	Marks     *natsx.CAS
+	// Sessions is the ledger of open KSeF sessions, shared by the sender's replicas.
+	Sessions *natsx.CAS
 	// Telemetry gets the runtime's metrics, health and traces.
 	Telemetry *telemetry.Telemetry
 
@@ -106,6 +108,11 @@ func OpenWithTelemetry(ctx context.Context, s Settings, log zerolog.Logger, tel 
 		return fail(err)
 	}
 	r.Marks = natsx.NewCAS(marksKV)
+	sessionsKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "SESSIONS"), 24*time.Hour)
+	if err != nil {
+		return fail(err)
+	}
+	r.Sessions = natsx.NewCAS(sessionsKV)
 	if r.Clients, err = ksefconn.NewClients(s.KSeF, natsx.NewCAS(limitsKV), append(slices.Clip(ksefOptions), tel.KSeFOptions()...)...); err != nil {
 		return fail(err)
 	}
@@ -194,7 +201,7 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 		switch name {
 		case Sender:
 			s := sender.New(sender.Config{Layout: r.Layout, Pool: sender.PoolConfig{CloseIdle: r.Settings.SessionCloseIdle,
-				Open: r.Telemetry.Metrics.OpenSessions(telemetry.ModeOnline)},
+				Open: r.Telemetry.Metrics.OpenSessions(telemetry.ModeOnline), Ledger: sender.NewLedger(r.Sessions, nil)},
 				Batch: r.Settings.Batch, Log: r.Log.With().Str("worker", Sender).Logger(),
 				SendLease: r.sendLease()},
 				r.Clients.For, r.States, r.Store, r.Validator, r.pub)

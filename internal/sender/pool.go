@@ -6,6 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 )
 
@@ -23,6 +25,9 @@ type PoolConfig struct {
 	// Open, when set, counts the sessions the pool holds open (a metrics gauge): Inc when one
 	// opens, Dec when it is closed or forgotten.
 	Open Gauge
+	// Ledger, when set, records the open sessions where every replica sees them, so that the
+	// sessions of a replica that died are closed by another (and their UPOs fetched).
+	Ledger *Ledger
 }
 
 // Gauge is a metric that goes up and down; prometheus.Gauge implements it.
@@ -67,6 +72,7 @@ type Pool struct {
 
 	mu       sync.Mutex
 	contexts map[string]*pooled
+	held     map[string]bool // ids of the sessions this pool holds open
 }
 
 type pooled struct {
@@ -75,7 +81,11 @@ type pooled struct {
 	client   *ksef.Client
 	sent     int
 	lastUsed time.Time
+	recorded time.Time // when the ledger entry was last refreshed
 }
+
+// ledgerRefresh is how often a used session's ledger entry is refreshed.
+const ledgerRefresh = 30 * time.Second
 
 // NewPool returns a pool. clients gives the KSeF client of a context; onClosed is called after
 // every close (to publish session.closed), outside of any lock.
@@ -83,7 +93,7 @@ func NewPool(cfg PoolConfig, clients func(ctx context.Context, nip string) (*kse
 	if now == nil {
 		now = time.Now
 	}
-	return &Pool{cfg: cfg.withDefaults(), clients: clients, onClosed: onClosed, now: now, contexts: map[string]*pooled{}}
+	return &Pool{cfg: cfg.withDefaults(), clients: clients, onClosed: onClosed, now: now, contexts: map[string]*pooled{}, held: map[string]bool{}}
 }
 
 func (p *Pool) entry(nip string) *pooled {
@@ -148,6 +158,10 @@ func (p *Pool) Acquire(ctx context.Context, nip string) (*Lease, error) {
 		if p.cfg.Open != nil {
 			p.cfg.Open.Inc()
 		}
+		p.mu.Lock()
+		p.held[s.ID] = true
+		p.mu.Unlock()
+		p.record(ctx, nip, e)
 	}
 	e.lastUsed = now
 	release = false
@@ -165,6 +179,10 @@ func (l *Lease) Release(ctx context.Context, sent, broken bool) {
 	defer l.e.mu.Unlock()
 	if sent {
 		l.e.sent++
+		// The first send and then every ledgerRefresh: an orphan's count and age stay close.
+		if l.e.sent == 1 || l.p.now().Sub(l.e.recorded) >= ledgerRefresh {
+			l.p.record(ctx, l.nip, l.e)
+		}
 	}
 	if broken && l.e.session == l.Session {
 		l.p.forgetLocked(ctx, l.nip, l.e, nil)
@@ -176,8 +194,28 @@ func (p *Pool) closeLocked(ctx context.Context, nip string, e *pooled) {
 	p.forgetLocked(ctx, nip, e, err)
 }
 
+// record refreshes the session's ledger entry; a failure is logged, not fatal (the entry only
+// matters if this replica dies).
+func (p *Pool) record(ctx context.Context, nip string, e *pooled) {
+	if p.cfg.Ledger == nil {
+		return
+	}
+	if err := p.cfg.Ledger.Record(ctx, nip, e.session.ID, e.session.Created, e.sent); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Str("session_id", e.session.ID).Msg("recording the open session failed")
+	}
+	e.recorded = p.now()
+}
+
 func (p *Pool) forgetLocked(ctx context.Context, nip string, e *pooled, err error) {
 	s := ClosedSession{ContextNIP: nip, SessionID: e.session.ID, Invoices: e.sent, Err: err}
+	p.mu.Lock()
+	delete(p.held, s.SessionID)
+	p.mu.Unlock()
+	if p.cfg.Ledger != nil {
+		if lerr := p.cfg.Ledger.Forget(ctx, nip, e.session.ID); lerr != nil {
+			zerolog.Ctx(ctx).Warn().Err(lerr).Str("session_id", e.session.ID).Msg("removing the session from the ledger failed")
+		}
+	}
 	e.session.Forget()
 	e.session, e.sent = nil, 0
 	if p.cfg.Open != nil {
@@ -200,12 +238,13 @@ func (p *Pool) CloseIdle(ctx context.Context) {
 	p.closeWhere(ctx, func(e *pooled) bool { return now.Sub(e.lastUsed) >= p.cfg.CloseIdle })
 }
 
-// RunIdleCloser calls CloseIdle periodically until ctx ends.
+// RunIdleCloser closes idle sessions, and the sessions stopped replicas left open, until ctx ends.
 func (p *Pool) RunIdleCloser(ctx context.Context) {
-	if p.cfg.CloseIdle < 0 {
-		return
+	every := 15 * time.Second
+	if p.cfg.CloseIdle > 0 {
+		every = min(max(p.cfg.CloseIdle/4, 100*time.Millisecond), every)
 	}
-	t := time.NewTicker(max(p.cfg.CloseIdle/4, 100*time.Millisecond))
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -213,6 +252,52 @@ func (p *Pool) RunIdleCloser(ctx context.Context) {
 			return
 		case <-t.C:
 			p.CloseIdle(ctx)
+			p.CloseOrphans(ctx)
+		}
+	}
+}
+
+// CloseOrphans closes the sessions other replicas left open when they died: their ledger
+// entries were not refreshed for longer than the owner would have kept them idle.
+func (p *Pool) CloseOrphans(ctx context.Context) {
+	if p.cfg.Ledger == nil {
+		return
+	}
+	log := zerolog.Ctx(ctx)
+	stale := max(p.cfg.CloseIdle, 0) + ledgerRefresh + time.Minute
+	orphans, err := p.cfg.Ledger.Orphans(ctx, stale)
+	if err != nil {
+		log.Warn().Err(err).Msg("listing orphaned sessions failed")
+		return
+	}
+	for _, o := range orphans {
+		p.mu.Lock()
+		ours := p.held[o.SessionID]
+		p.mu.Unlock()
+		if ours {
+			continue
+		}
+		if ok, err := p.cfg.Ledger.Claim(ctx, o); err != nil || !ok {
+			continue // another replica took it
+		}
+		client, err := p.clients(ctx, o.ContextNIP)
+		if err != nil {
+			log.Warn().Err(err).Str("session_id", o.SessionID).Msg("closing an orphaned session: no client")
+			continue
+		}
+		_, err = client.CloseSession(ctx, o.SessionID)
+		if err != nil && !isSessionGone(err) {
+			// Claimed by us now: a later round retries once the entry is stale again.
+			log.Warn().Err(err).Str("session_id", o.SessionID).Msg("closing an orphaned session failed")
+			continue
+		}
+		log.Info().Str("session_id", o.SessionID).Int("sent", o.Sent).Msg("closed a session a stopped replica left open")
+		if err := p.cfg.Ledger.Forget(ctx, o.ContextNIP, o.SessionID); err != nil {
+			log.Warn().Err(err).Msg("removing the session from the ledger failed")
+		}
+		if p.onClosed != nil {
+			// Announced whatever the recorded count: the poller lets go of a session without a UPO.
+			p.onClosed(ctx, ClosedSession{ContextNIP: o.ContextNIP, SessionID: o.SessionID, Invoices: o.Sent})
 		}
 	}
 }
