@@ -41,12 +41,31 @@ type Call struct {
 
 // RetryPolicy says how a call is repeated on network errors, 429 and 5xx. 4xx are never repeated.
 type RetryPolicy struct {
-	MaxAttempts int           // including the first; 1 disables retries
+	MaxAttempts int           // including the first; 1 disables retries (zero fields take the defaults)
 	BaseDelay   time.Duration // first backoff; doubles each attempt, with full jitter
 	MaxDelay    time.Duration // cap of one backoff
 	// MaxRetryAfter is the longest Retry-After the client waits out itself; a longer one is returned
 	// to the caller as the *Error, so that a worker can reschedule instead of blocking.
 	MaxRetryAfter time.Duration
+}
+
+// withDefaults fills the zero fields of p from DefaultRetryPolicy, so that a policy that only
+// sets MaxAttempts still waits out a short Retry-After.
+func (p RetryPolicy) withDefaults() RetryPolicy {
+	d := DefaultRetryPolicy()
+	if p.MaxAttempts < 1 {
+		p.MaxAttempts = 1
+	}
+	if p.BaseDelay <= 0 {
+		p.BaseDelay = d.BaseDelay
+	}
+	if p.MaxDelay <= 0 {
+		p.MaxDelay = d.MaxDelay
+	}
+	if p.MaxRetryAfter <= 0 {
+		p.MaxRetryAfter = d.MaxRetryAfter
+	}
+	return p
 }
 
 // DefaultRetryPolicy is what New uses.
@@ -105,9 +124,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
-	if c.retry.MaxAttempts < 1 {
-		c.retry.MaxAttempts = 1
-	}
+	c.retry = c.retry.withDefaults()
 	raw, err := ksefapi.NewClient(baseURL, ksefapi.WithHTTPClient(c.httpDoer), ksefapi.WithRequestEditorFn(c.authorize))
 	if err != nil {
 		return nil, fmt.Errorf("ksef: client for %q: %w", baseURL, err)

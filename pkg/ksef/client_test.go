@@ -300,3 +300,18 @@ func sendCall(ctx context.Context, c *Client) error {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestPartialRetryPolicyTakesDefaults(t *testing.T) {
+	s := &scripted{answers: []func(http.ResponseWriter){
+		jsonAnswer(429, ksefapi.Error{Code: "429", Description: "Too Many Requests"}, "Retry-After", "7"),
+		jsonAnswer(200, okStatus),
+	}}
+	// Only MaxAttempts is set: the 7 s Retry-After is still within the default MaxRetryAfter.
+	c, slept := newScriptedClient(t, s, WithRetryPolicy(RetryPolicy{MaxAttempts: 3}))
+	if _, err := c.SessionStatus(context.Background(), "s-1"); err != nil {
+		t.Fatalf("a short Retry-After was not waited out: %v", err)
+	}
+	if len(*slept) != 1 || (*slept)[0] < 7*time.Second {
+		t.Fatalf("slept %v", *slept)
+	}
+}
