@@ -31,6 +31,10 @@ import (
 type Config struct {
 	// FirstDelay is the first wait before asking again; it doubles up to MaxDelay.
 	FirstDelay time.Duration
+	// QuickDelay is the wait after a first look that came before KSeF finished, while the
+	// invoice is younger than FirstDelay (default 50 ms): KSeF often needs only moments more,
+	// and waiting a whole FirstDelay would add it to every such invoice's latency.
+	QuickDelay time.Duration
 	MaxDelay   time.Duration
 	// MaxResubmissions bounds how often an invoice cancelled by KSeF (405, 550, 500) is sent again.
 	MaxResubmissions int
@@ -69,6 +73,9 @@ func New(cfg Config, clients func(ctx context.Context, nip string) (*ksef.Client
 	if cfg.MaxDelay <= 0 {
 		cfg.MaxDelay = time.Minute
 	}
+	if cfg.QuickDelay <= 0 {
+		cfg.QuickDelay = 50 * time.Millisecond
+	}
 	if cfg.MaxResubmissions <= 0 {
 		cfg.MaxResubmissions = 3
 	}
@@ -101,6 +108,17 @@ func (p *Poller) later(n int) error {
 	}
 	d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
 	return worker.Snooze(d)
+}
+
+// processing is the snooze of an invoice KSeF is still processing: a quick second look while
+// the invoice is young (sent less than FirstDelay ago), then the exponential back-off, which
+// the quick look does not lengthen.
+func (p *Poller) processing(ev *events.InvoiceSent, n int) error {
+	if n <= 1 && !ev.OccurredAt.IsZero() && p.cfg.Now().Sub(ev.OccurredAt.Time) < p.cfg.FirstDelay {
+		d := p.cfg.QuickDelay
+		return worker.Snooze(d/2 + time.Duration(rand.Int64N(int64(d/2)+1)))
+	}
+	return p.later(n - 1)
 }
 
 // ksefFailure maps a failed KSeF call to the worker's outcome.
@@ -141,7 +159,7 @@ func (p *Poller) Sent(ctx context.Context, ev *events.InvoiceSent, deliveries in
 		if deliveries > 0 && deliveries%50 == 0 {
 			log.Warn().Int("status", int(code)).Int("polls", deliveries).Msg("invoice still processing in KSeF")
 		}
-		return p.later(deliveries)
+		return p.processing(ev, deliveries)
 	case code.Accepted():
 		return p.accept(ctx, ev, info, false)
 	case code == ksef.StatusDuplicate:
