@@ -1,0 +1,298 @@
+package reliability
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
+	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
+)
+
+// eventLog is every event of the stream in stream order. It survives NATS restarts: the reader
+// starts again after the last sequence it saw.
+type eventLog struct {
+	mu      sync.Mutex
+	all     []natsx.Delivered
+	changed chan struct{}
+}
+
+func followEvents(t *testing.T, js jetstream.JetStream, cfg natsx.Config) *eventLog {
+	l := &eventLog{changed: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.read(ctx, js, cfg)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return l
+}
+
+func (l *eventLog) read(ctx context.Context, js jetstream.JetStream, cfg natsx.Config) {
+	codec := cfg.Codec()
+	name := natsx.StreamName(cfg.SubjectPrefix)
+	next := uint64(1)
+	for ctx.Err() == nil {
+		err := func() error {
+			stream, err := js.Stream(ctx, name)
+			if err != nil {
+				return err
+			}
+			cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+				DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: next})
+			if err != nil {
+				return err
+			}
+			for ctx.Err() == nil {
+				batch, err := cons.Fetch(512, jetstream.FetchMaxWait(300*time.Millisecond))
+				if err != nil {
+					return err
+				}
+				var got []natsx.Delivered
+				for msg := range batch.Messages() {
+					meta, err := msg.Metadata()
+					if err != nil {
+						continue
+					}
+					d := natsx.Delivered{Subject: msg.Subject(), Data: msg.Data(), Seq: meta.Sequence.Stream, Time: meta.Timestamp}
+					d.Event, d.Err = codec.Decode(msg.Data())
+					got = append(got, d)
+					next = d.Seq + 1
+				}
+				if len(got) > 0 {
+					l.mu.Lock()
+					l.all = append(l.all, got...)
+					close(l.changed)
+					l.changed = make(chan struct{})
+					l.mu.Unlock()
+				}
+				if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) {
+					return err
+				}
+			}
+			return nil
+		}()
+		if err != nil && ctx.Err() == nil {
+			time.Sleep(200 * time.Millisecond) // NATS is down or restarting: read on when it is back
+		}
+	}
+}
+
+func (l *eventLog) snapshot() ([]natsx.Delivered, <-chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.all), l.changed
+}
+
+// await waits until done holds for the events seen so far and returns them; it gives up after
+// timeout and returns what it saw (the caller's assertions say what is missing). tick, when
+// set, runs between checks (to notice crashed workers).
+func (l *eventLog) await(timeout time.Duration, done func([]natsx.Delivered) bool, tick func()) ([]natsx.Delivered, bool) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	poll := time.NewTicker(time.Second)
+	defer poll.Stop()
+	for {
+		evs, changed := l.snapshot()
+		if done(evs) {
+			return evs, true
+		}
+		select {
+		case <-changed:
+		case <-poll.C:
+			if tick != nil {
+				tick()
+			}
+		case <-deadline.C:
+			return evs, false
+		}
+	}
+}
+
+// eventsOf returns the events of type T, in stream order.
+func eventsOf[T events.Event](evs []natsx.Delivered) []T {
+	var out []T
+	for _, d := range evs {
+		if ev, ok := d.Event.(T); ok {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// invoice is one invoice of a batch.
+type invoice struct {
+	id, seller, number, hash string
+	xml                      []byte
+	ev                       *events.InvoiceSubmitted
+}
+
+// makeBatch builds n valid invoices of the demo's two sellers, submitted inline.
+func makeBatch(t testing.TB, prefix string, n int) []*invoice {
+	t.Helper()
+	issued := time.Now()
+	out := make([]*invoice, 0, n)
+	for i := 1; i <= n; i++ {
+		seller := demo.Sellers[i%len(demo.Sellers)]
+		xml, err := fa3.Generate(demo.Request(seller, i, issued))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inv := &invoice{id: fmt.Sprintf("%s-%04d", prefix, i), seller: seller, xml: xml, hash: kcrypto.SHA256Base64(xml),
+			number: fmt.Sprintf("FV/%s/%04d", seller[:4], i)}
+		inv.ev = &events.InvoiceSubmitted{InlineXML: xml}
+		inv.ev.InvoiceID, inv.ev.ContextNIP = inv.id, seller
+		out = append(out, inv)
+	}
+	return out
+}
+
+// publishAll publishes the batch's submissions.
+func (c *cluster) publishAll(batch []*invoice) {
+	c.t.Helper()
+	for _, inv := range batch {
+		if err := c.pub.Publish(c.t.Context(), inv.ev, nil); err != nil {
+			c.t.Fatalf("publishing %s: %v", inv.id, err)
+		}
+	}
+}
+
+// outcome is what became of a batch.
+type outcome struct {
+	invoices, accepted, rejected, lost, sentTwice int
+	// duplicates counts invoices for which a consumer deduplicating by event_id still sees more
+	// than one outcome (two accepted events with different ids, or accepted and rejected).
+	duplicates  int
+	deadLetters int
+	problems    []string // the first few of each kind, for failure messages
+}
+
+// settled reports whether every invoice of the batch has an outcome.
+func settled(batch []*invoice) func([]natsx.Delivered) bool {
+	return func(evs []natsx.Delivered) bool {
+		seen := map[string]bool{}
+		for _, d := range evs {
+			switch ev := d.Event.(type) {
+			case *events.InvoiceAccepted:
+				seen[ev.InvoiceID] = true
+			case *events.InvoiceRejected:
+				seen[ev.InvoiceID] = true
+			}
+		}
+		for _, inv := range batch {
+			if !seen[inv.id] {
+				return false
+			}
+		}
+		return true
+	}
+}
+
+// judge counts the batch's outcomes from the events and from what the emulator processed.
+// wantRejected names invoices expected to be rejected (their SendCount may be 0).
+func (c *cluster) judge(batch []*invoice, evs []natsx.Delivered) outcome {
+	o := outcome{invoices: len(batch)}
+	ids := map[string]map[string]string{} // invoice id -> event id -> type
+	for _, d := range evs {
+		var common *events.Meta
+		switch ev := d.Event.(type) {
+		case *events.InvoiceAccepted:
+			common = &ev.Meta
+		case *events.InvoiceRejected:
+			common = &ev.Meta
+		case *events.DeadLettered:
+			o.deadLetters++
+			if len(o.problems) < 20 {
+				o.problems = append(o.problems, fmt.Sprintf("dead letter from %s of %s: %s (%s)", ev.Stage, ev.OriginalSubject, ev.Reason, ev.ErrorKind))
+			}
+		}
+		if common == nil {
+			continue
+		}
+		m := ids[common.InvoiceID]
+		if m == nil {
+			m = map[string]string{}
+			ids[common.InvoiceID] = m
+		}
+		m[common.EventID] = d.Event.EventType()
+	}
+	note := func(format string, args ...any) {
+		if len(o.problems) < 20 {
+			o.problems = append(o.problems, fmt.Sprintf(format, args...))
+		}
+	}
+	stats := c.em.Stats()
+	for _, inv := range batch {
+		sends := stats.Sends[sendKey(inv)]
+		outs := ids[inv.id]
+		types := slices.Sorted(maps.Values(outs))
+		switch {
+		case len(outs) == 0:
+			o.lost++
+			note("%s: no outcome (KSeF processed it %d times)", inv.id, sends)
+		case slices.Contains(types, events.TypeInvoiceAccepted):
+			o.accepted++
+		default:
+			o.rejected++
+		}
+		if len(outs) > 1 {
+			o.duplicates++
+			note("%s: %d distinct outcome events %v", inv.id, len(outs), types)
+		}
+		if sends > 1 {
+			o.sentTwice++
+			note("%s: KSeF processed it %d times", inv.id, sends)
+		}
+		if slices.Contains(types, events.TypeInvoiceAccepted) && sends != 1 {
+			if sends == 0 {
+				note("%s: accepted, but KSeF never processed it", inv.id)
+				o.lost++ // an acceptance without a send is not an invoice in KSeF
+			}
+		}
+	}
+	return o
+}
+
+func sendKey(inv *invoice) string {
+	return inv.seller + "|" + inv.number + "|" + inv.hash
+}
+
+// check fails the test unless the batch ended as wanted: every invoice accepted (or, for those
+// in rejected, rejected), none lost, none sent twice, no duplicate outcome, no dead letter.
+func (o outcome) check(t testing.TB, wantRejected int) {
+	t.Helper()
+	if o.lost > 0 || o.sentTwice > 0 || o.duplicates > 0 || o.deadLetters > 0 || o.rejected != wantRejected ||
+		o.accepted+o.rejected != o.invoices {
+		t.Errorf("%d invoices: %d accepted, %d rejected (want %d), %d lost, %d sent twice, %d with duplicate outcomes, %d dead letters:\n  %s",
+			o.invoices, o.accepted, o.rejected, wantRejected, o.lost, o.sentTwice, o.duplicates, o.deadLetters, strings.Join(o.problems, "\n  "))
+	}
+}
+
+// summary counts events by type, for failure messages.
+func summary(evs []natsx.Delivered) string {
+	counts := map[string]int{}
+	for _, d := range evs {
+		if d.Event == nil {
+			counts["undecodable"]++
+			continue
+		}
+		counts[d.Event.EventType()]++
+	}
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(counts)) {
+		fmt.Fprintf(&b, " %s=%d", k, counts[k])
+	}
+	return "events:" + b.String()
+}
