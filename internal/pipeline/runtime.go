@@ -143,15 +143,15 @@ func OpenWithTelemetry(ctx context.Context, s Settings, log zerolog.Logger, tel 
 	return r, nil
 }
 
-// pending returns how many messages wait for the named worker's consumer (for liveness).
-func (r *Runtime) pending(name string) func(ctx context.Context) (uint64, error) {
+// consumerInfo looks up the named worker's consumer (for liveness and lag metrics).
+func (r *Runtime) consumerInfo(name string) telemetry.ConsumerInfo {
 	stream := natsx.StreamName(r.Settings.NATS.SubjectPrefix)
-	return func(ctx context.Context) (uint64, error) {
+	return func(ctx context.Context) (*jetstream.ConsumerInfo, error) {
 		c, err := r.JS.Consumer(ctx, stream, name)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		return c.CachedInfo().NumPending, nil
+		return c.CachedInfo(), nil
 	}
 }
 
@@ -244,7 +244,7 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 			wg.Add(1)
 			go func() { defer wg.Done(); j.background(ctx) }()
 		}
-		hooks := r.Telemetry.Worker(j.cfg.Name, r.pending(j.cfg.Name))
+		hooks := r.Telemetry.Worker(j.cfg.Name, r.consumerInfo(j.cfg.Name))
 		j.cfg.OnSettled = hooks.OnSettled
 		go func() {
 			defer wg.Done()

@@ -243,6 +243,7 @@ func TestPipelineTelemetry(t *testing.T) {
 		{telemetry.MetricAPIDuration, []string{"operation", "ksefInvoiceSend"}, n},
 		{telemetry.MetricAPIThrottled, nil, 0},
 		{telemetry.MetricRateLimitWaits, nil, 0}, // limits are off
+		{telemetry.MetricConsumerPending, []string{"worker", pipeline.Sender}, 0},
 	} {
 		if got := s.Sum(c.name, c.labels...); got != c.want {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
@@ -250,6 +251,9 @@ func TestPipelineTelemetry(t *testing.T) {
 	}
 	if got := s.Sum(telemetry.MetricAPIRequests, "operation", "ksefSessionOpenOnline", "code", "200"); got < 1 {
 		t.Errorf("no session opened: %v", got)
+	}
+	if got := len(s.LabelValues(telemetry.MetricConsumerPending, "worker")); got != len(pipeline.Workers()) {
+		t.Errorf("consumer lag of %d workers, want every worker's", got)
 	}
 	if got := s.Sum(telemetry.MetricHandlerDuration, "worker", pipeline.Sender); got < n {
 		t.Errorf("sender handler durations observed %v times, want at least %d", got, n)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
@@ -84,12 +85,12 @@ func TestHealthzFollowsTheConsumeLoop(t *testing.T) {
 
 	const name = "hanging"
 	stream := natsx.StreamName(cfg.SubjectPrefix)
-	hooks := tel.Worker(name, func(ctx context.Context) (uint64, error) {
+	hooks := tel.Worker(name, func(ctx context.Context) (*jetstream.ConsumerInfo, error) {
 		c, err := js.Consumer(ctx, stream, name)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		return c.CachedInfo().NumPending, nil
+		return c.CachedInfo(), nil
 	})
 	release := make(chan struct{})
 	wcfg := worker.Config{Name: name, Subjects: []string{cfg.Subjects().InvoiceAccepted()}, NATS: cfg,
@@ -137,6 +138,17 @@ func TestHealthzFollowsTheConsumeLoop(t *testing.T) {
 		t.Fatalf("stalled report: %+v", r)
 	}
 
+	s, err := telemetry.Scrape(t.Context(), srv.URL()+"/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Sum(telemetry.MetricConsumerPending, "worker", name); got < 1 {
+		t.Errorf("consumer lag %v while messages wait", got)
+	}
+	if got := s.Sum(telemetry.MetricConsumerAckPending, "worker", name); got < 1 {
+		t.Errorf("ack pending %v while a handler holds a message", got)
+	}
+
 	close(release) // every handler returns at once now
 	eventually(t, 20*time.Second, "healthz passing once the loop moves", func() bool {
 		code, _ := probe(t, healthz)
@@ -144,7 +156,9 @@ func TestHealthzFollowsTheConsumeLoop(t *testing.T) {
 	})
 	eventually(t, 20*time.Second, "four messages acked", func() bool {
 		samples, err := telemetry.Scrape(t.Context(), srv.URL()+"/metrics")
-		return err == nil && samples.Sum(telemetry.MetricEventsHandled, "worker", name, "outcome", "acked") == 4
+		return err == nil && samples.Sum(telemetry.MetricEventsHandled, "worker", name, "outcome", "acked") == 4 &&
+			samples.Sum(telemetry.MetricConsumerPending, "worker", name) == 0 &&
+			samples.Sum(telemetry.MetricConsumerAckPending, "worker", name) == 0
 	})
 
 	cancel()

@@ -33,6 +33,8 @@ type Metrics struct {
 
 	storageBytes *prometheus.CounterVec // bucket
 	openSessions *prometheus.GaugeVec   // mode
+
+	consumers *consumers // worker; see Consumer
 }
 
 // Metric names, documented in docs/operations.md.
@@ -86,9 +88,10 @@ func NewMetrics() *Metrics {
 			Help: "Bytes stored in object storage, by bucket."}, []string{"bucket"}),
 		openSessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: MetricOpenSessions,
 			Help: "KSeF sessions this process holds open, by mode (online, batch)."}, []string{"mode"}),
+		consumers: &consumers{infos: map[string]ConsumerInfo{}},
 	}
 	m.reg.MustRegister(m.eventsHandled, m.handlerDuration, m.deadLetters, m.apiRequests, m.apiDuration,
-		m.apiRetries, m.apiThrottle, m.limitWaits, m.storageBytes, m.openSessions,
+		m.apiRetries, m.apiThrottle, m.limitWaits, m.storageBytes, m.openSessions, m.consumers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -162,9 +162,20 @@ type WorkerHooks struct {
 	Probe *WorkerProbe
 }
 
-// Worker registers worker name for liveness and returns its hooks. pending (may be nil) says
-// how many messages wait for the worker's consumer.
-func (t *Telemetry) Worker(name string, pending func(ctx context.Context) (uint64, error)) WorkerHooks {
+// Worker registers worker name for liveness and consumer metrics and returns its hooks. info
+// (may be nil) looks up the worker's consumer.
+func (t *Telemetry) Worker(name string, info ConsumerInfo) WorkerHooks {
+	var pending func(ctx context.Context) (uint64, error)
+	if info != nil {
+		t.Metrics.Consumer(name, info)
+		pending = func(ctx context.Context) (uint64, error) {
+			ci, err := info(ctx)
+			if err != nil {
+				return 0, err
+			}
+			return ci.NumPending, nil
+		}
+	}
 	probe := t.Health.Worker(name, pending)
 	settled := t.Metrics.Settled(name)
 	return WorkerHooks{
