@@ -252,6 +252,14 @@ func TestPipelineTelemetry(t *testing.T) {
 	if got := s.Sum(telemetry.MetricAPIRequests, "operation", "ksefSessionOpenOnline", "code", "200"); got < 1 {
 		t.Errorf("no session opened: %v", got)
 	}
+	for _, dep := range []string{"nats", "storage", "ksef"} {
+		if got := s.Sum(telemetry.MetricDependencyUp, "dependency", dep); got != 1 {
+			t.Errorf("%s{dependency=%q} = %v, want 1", telemetry.MetricDependencyUp, dep, got)
+		}
+	}
+	if got := s.Sum(telemetry.MetricWorkerAlive); got != float64(len(pipeline.Workers())) {
+		t.Errorf("%s = %v, want every worker alive", telemetry.MetricWorkerAlive, got)
+	}
 	if got := len(s.LabelValues(telemetry.MetricConsumerPending, "worker")); got != len(pipeline.Workers()) {
 		t.Errorf("consumer lag of %d workers, want every worker's", got)
 	}
@@ -293,6 +301,9 @@ func TestPipelineTelemetry(t *testing.T) {
 	if r.Down["nats"] == "" || r.Down["storage"] != "" || r.Down["ksef"] != "" {
 		t.Errorf("readyz without NATS: %+v, want only nats down", r)
 	}
+	if s = st.scrape(); s.Sum(telemetry.MetricDependencyUp, "dependency", "nats") != 0 || s.Sum(telemetry.MetricDependencyUp, "dependency", "storage") != 1 {
+		t.Errorf("dependency metrics without NATS:\n%s", s)
+	}
 	st.startNATS(st.port)
 	eventually(t, 30*time.Second, "ready again", func() bool { code, _ := probe(t, readyz); return code == http.StatusOK })
 	st.submit(context.Background(), seller, n+1, nil)
@@ -319,6 +330,9 @@ func TestPipelineTelemetry(t *testing.T) {
 		if r.Workers[w].State != "stopped" {
 			t.Errorf("worker %s: %+v, want stopped", w, r.Workers[w])
 		}
+	}
+	if got := st.scrape().Sum(telemetry.MetricWorkerAlive); got != 0 {
+		t.Errorf("%s = %v with every worker stopped", telemetry.MetricWorkerAlive, got)
 	}
 }
 

@@ -118,6 +118,7 @@ type Telemetry struct {
 // New builds the telemetry of cfg. Shutdown flushes its spans.
 func New(ctx context.Context, cfg Config) (*Telemetry, error) {
 	t := &Telemetry{Metrics: NewMetrics(), Health: NewHealth(cfg.StallAfter), cfg: cfg}
+	t.Metrics.reg.MustRegister(healthCollector{t.Health})
 	switch {
 	case cfg.TracerProvider != nil:
 		t.Tracing = newTracing(cfg.TracerProvider, true, nil)
