@@ -32,6 +32,31 @@ func showRef(r *events.ObjectRef) string {
 	return r.Bucket + "/" + r.Key
 }
 
+// objectRef is an events.ObjectRef in JSON output, with the events' field names.
+type objectRef struct {
+	Bucket      string `json:"bucket"`
+	Key         string `json:"key"`
+	SHA256      string `json:"sha256,omitempty"`
+	Size        int64  `json:"size"`
+	ContentType string `json:"content_type,omitempty"`
+}
+
+func jsonRef(r *events.ObjectRef) *objectRef {
+	if r == nil {
+		return nil
+	}
+	o := objectRef(*r)
+	return &o
+}
+
+func jsonRefs(rs []events.ObjectRef) []objectRef {
+	out := make([]objectRef, len(rs))
+	for i, r := range rs {
+		out[i] = objectRef(r)
+	}
+	return out
+}
+
 func orDash(s string) string {
 	if s == "" {
 		return "-"

@@ -148,7 +148,7 @@ func (f dlqFlags) keep(dl *events.DeadLettered, subj events.Subjects) bool {
 
 func listDeadLetters(ctx context.Context, cn *conn, since time.Time, f dlqFlags) ([]deadLetter, error) {
 	var out []deadLetter
-	err := natsx.Follow(ctx, cn.js, cn.cfg, natsx.FollowOptions{Subjects: []string{cn.subj.Subject("dlq.>")}, Since: since},
+	err := cn.read(ctx, natsx.FollowOptions{Subjects: []string{cn.subj.Subject("dlq.>")}, Since: since},
 		func(d natsx.Delivered) error {
 			dl, ok := d.Event.(*events.DeadLettered)
 			if ok && f.keep(dl, cn.subj) {
@@ -190,6 +190,7 @@ type deadLetterRow struct {
 	Time            time.Time `json:"time"`
 	OriginalSubject string    `json:"original_subject"`
 	OriginalSeq     uint64    `json:"original_seq,omitempty"`
+	OriginalMsgID   string    `json:"original_msg_id,omitempty"`
 	Stage           string    `json:"stage"`
 	Kind            string    `json:"error_kind"`
 	Deliveries      int       `json:"deliveries"`
@@ -202,7 +203,7 @@ func printDeadLetters(o *options, cn *conn, dls []deadLetter, output string) err
 	rows := make([]deadLetterRow, 0, len(dls))
 	for _, d := range dls {
 		bare, _ := cn.subj.Bare(d.dl.OriginalSubject)
-		rows = append(rows, deadLetterRow{Seq: d.d.Seq, Time: d.d.Time.UTC(), OriginalSubject: bare, OriginalSeq: d.dl.OriginalSeq,
+		rows = append(rows, deadLetterRow{Seq: d.d.Seq, Time: d.d.Time.UTC(), OriginalSubject: bare, OriginalSeq: d.dl.OriginalSeq, OriginalMsgID: d.dl.OriginalMsgID,
 			Stage: d.dl.Stage, Kind: string(d.dl.ErrorKind), Deliveries: d.dl.Deliveries, NIP: d.dl.ContextNIP,
 			InvoiceID: d.dl.InvoiceID, Reason: d.dl.Reason})
 	}

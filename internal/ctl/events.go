@@ -71,7 +71,7 @@ func runEvents(ctx context.Context, o *options, args []string) error {
 		full = append(full, cn.subj.Subject(s))
 	}
 	w := o.env.Stdout
-	err = natsx.Follow(ctx, cn.js, cn.cfg, natsx.FollowOptions{Subjects: full, Since: from, Live: follow}, func(d natsx.Delivered) error {
+	err = cn.read(ctx, natsx.FollowOptions{Subjects: full, Since: from, Live: follow}, func(d natsx.Delivered) error {
 		if nip != "" || id != "" {
 			if d.Err != nil {
 				return nil

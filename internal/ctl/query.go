@@ -203,23 +203,23 @@ func publishQuery(ctx context.Context, o *options, cn *conn, q *events.QueryRequ
 
 // queryResult is what became of a query.
 type queryResult struct {
-	QueryID       string             `json:"query_id"`
-	NIP           string             `json:"context_nip"`
-	SubjectType   string             `json:"subject_type"`
-	EventID       string             `json:"event_id"`
-	Seq           uint64             `json:"seq"`
-	Duplicate     bool               `json:"duplicate,omitempty"`
-	State         string             `json:"state"` // requested, completed, dead-lettered
-	InvoiceCount  int                `json:"invoice_count"`
-	Parts         []events.ObjectRef `json:"parts,omitempty"`
-	HighWaterMark *time.Time         `json:"high_water_mark,omitempty"`
-	Reason        string             `json:"reason,omitempty"`
-	Invoices      []downloadedRef    `json:"invoices"`
+	QueryID       string          `json:"query_id"`
+	NIP           string          `json:"context_nip"`
+	SubjectType   string          `json:"subject_type"`
+	EventID       string          `json:"event_id"`
+	Seq           uint64          `json:"seq"`
+	Duplicate     bool            `json:"duplicate,omitempty"`
+	State         string          `json:"state"` // requested, completed, dead-lettered
+	InvoiceCount  int             `json:"invoice_count"`
+	Parts         []objectRef     `json:"parts,omitempty"`
+	HighWaterMark *time.Time      `json:"high_water_mark,omitempty"`
+	Reason        string          `json:"reason,omitempty"`
+	Invoices      []downloadedRef `json:"invoices"`
 }
 
 type downloadedRef struct {
-	KsefNumber string            `json:"ksef_number"`
-	XML        *events.ObjectRef `json:"xml"`
+	KsefNumber string     `json:"ksef_number"`
+	XML        *objectRef `json:"xml"`
 }
 
 func waitQuery(ctx context.Context, o *options, cn *conn, res *queryResult, f queryFlags) error {
@@ -253,12 +253,12 @@ loop:
 			case *events.InvoiceDownloaded:
 				if ev.QueryID == res.QueryID && ev.ContextNIP == res.NIP && !seen[ev.KsefNumber] {
 					seen[ev.KsefNumber] = true
-					res.Invoices = append(res.Invoices, downloadedRef{ev.KsefNumber, ev.XML})
+					res.Invoices = append(res.Invoices, downloadedRef{ev.KsefNumber, jsonRef(ev.XML)})
 					p.update(0, fmt.Sprintf("downloaded %d invoices", len(res.Invoices)))
 				}
 			case *events.QueryCompleted:
 				if ev.QueryID == res.QueryID && ev.ContextNIP == res.NIP {
-					res.State, res.InvoiceCount, res.Parts = "completed", ev.InvoiceCount, ev.Parts
+					res.State, res.InvoiceCount, res.Parts = "completed", ev.InvoiceCount, jsonRefs(ev.Parts)
 					if !ev.HighWaterMark.IsZero() {
 						t := ev.HighWaterMark.Time
 						res.HighWaterMark = &t
@@ -327,7 +327,7 @@ func reportQuery(w io.Writer, res *queryResult, output string) error {
 		tw := newTable(w)
 		fmt.Fprintln(tw, "KSEF NUMBER\tXML")
 		for _, inv := range res.Invoices {
-			fmt.Fprintf(tw, "%s\t%s\n", inv.KsefNumber, showRef(inv.XML))
+			fmt.Fprintf(tw, "%s\t%s/%s\n", inv.KsefNumber, inv.XML.Bucket, inv.XML.Key)
 		}
 		tw.Flush()
 	}
@@ -386,12 +386,20 @@ func runSync(ctx context.Context, o *options, args []string) error {
 
 // markRow is one high-water mark.
 type markRow struct {
-	NIP         string              `json:"context_nip"`
-	SubjectType string              `json:"subject_type"`
-	HWM         time.Time           `json:"high_water_mark"`
-	Recent      int                 `json:"recent_invoices"`
-	Last        *downloader.Summary `json:"last_query,omitempty"`
-	Updated     time.Time           `json:"updated"`
+	NIP         string     `json:"context_nip"`
+	SubjectType string     `json:"subject_type"`
+	HWM         time.Time  `json:"high_water_mark"`
+	Recent      int        `json:"recent_invoices"`
+	Last        *lastQuery `json:"last_query,omitempty"`
+	Updated     time.Time  `json:"updated"`
+}
+
+// lastQuery is the query that moved a mark.
+type lastQuery struct {
+	QueryID       string     `json:"query_id"`
+	InvoiceCount  int        `json:"invoice_count"`
+	Continuations int        `json:"continuations"`
+	HWM           *time.Time `json:"high_water_mark,omitempty"`
 }
 
 // marksBucket names the downloader's KV bucket (internal/pipeline: <stream>_MARKS).
@@ -438,7 +446,14 @@ func readMarks(ctx context.Context, cn *conn, nip, subject string) ([]markRow, e
 			return nil, fmt.Errorf("high-water mark %s: %w", k, err)
 		}
 		n, s, _ := strings.Cut(k, ".")
-		rows = append(rows, markRow{NIP: n, SubjectType: s, HWM: mk.HWM, Recent: len(mk.Recent), Last: mk.Last, Updated: e.Created()})
+		row := markRow{NIP: n, SubjectType: s, HWM: mk.HWM, Recent: len(mk.Recent), Updated: e.Created()}
+		if l := mk.Last; l != nil {
+			row.Last = &lastQuery{QueryID: l.QueryID, InvoiceCount: l.InvoiceCount, Continuations: l.Continuations}
+			if !l.HWM.IsZero() {
+				row.Last.HWM = &l.HWM
+			}
+		}
+		rows = append(rows, row)
 	}
 	return rows, nil
 }

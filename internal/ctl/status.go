@@ -97,7 +97,7 @@ func (h *history) add(d natsx.Delivered) {
 // readHistory reads the stream (from since, when set) for id.
 func readHistory(ctx context.Context, cn *conn, id, nip string, since time.Time) (*history, error) {
 	h := newHistory(id, nip)
-	err := natsx.Follow(ctx, cn.js, cn.cfg, natsx.FollowOptions{Since: since}, func(d natsx.Delivered) error {
+	err := cn.read(ctx, natsx.FollowOptions{Since: since}, func(d natsx.Delivered) error {
 		h.add(d)
 		return nil
 	})
@@ -116,11 +116,11 @@ func readHistory(ctx context.Context, cn *conn, id, nip string, since time.Time)
 
 // artifacts are where an invoice's or query's files are.
 type artifacts struct {
-	XML   *events.ObjectRef  `json:"xml,omitempty"`
-	UPO   *events.ObjectRef  `json:"upo,omitempty"`
-	PDF   *events.ObjectRef  `json:"pdf,omitempty"`
-	HTML  *events.ObjectRef  `json:"html,omitempty"`
-	Parts []events.ObjectRef `json:"parts,omitempty"`
+	XML   *objectRef  `json:"xml,omitempty"`
+	UPO   *objectRef  `json:"upo,omitempty"`
+	PDF   *objectRef  `json:"pdf,omitempty"`
+	HTML  *objectRef  `json:"html,omitempty"`
+	Parts []objectRef `json:"parts,omitempty"`
 }
 
 // summary is the state of the id and its artifacts.
@@ -133,26 +133,26 @@ type summary struct {
 
 func (h *history) summarize() summary {
 	var s summary
-	var downloaded *events.ObjectRef
+	var downloaded *objectRef
 	for _, d := range h.entries {
 		switch ev := d.Event.(type) {
 		case *events.InvoiceSubmitted:
 			s.State, s.Reason = "submitted", ""
 			if ev.XML != nil {
-				s.Artifacts.XML = ev.XML
+				s.Artifacts.XML = jsonRef(ev.XML)
 			}
 		case *events.InvoiceSent:
 			s.State = "sent"
 			if ev.XML != nil {
-				s.Artifacts.XML = ev.XML
+				s.Artifacts.XML = jsonRef(ev.XML)
 			}
 		case *events.InvoiceAccepted:
 			s.State, s.KsefNumber, s.Reason = "accepted", ev.KsefNumber, ""
 			if ev.XML != nil {
-				s.Artifacts.XML = ev.XML
+				s.Artifacts.XML = jsonRef(ev.XML)
 			}
 			if ev.UPO != nil {
-				s.Artifacts.UPO = ev.UPO
+				s.Artifacts.UPO = jsonRef(ev.UPO)
 			}
 		case *events.InvoiceRejected:
 			s.State, s.Reason = "rejected", rejection(ev)
@@ -163,22 +163,22 @@ func (h *history) summarize() summary {
 				s.State, s.KsefNumber = "downloaded", ev.KsefNumber
 			}
 			if ev.KsefNumber == h.id {
-				downloaded = ev.XML
+				downloaded = jsonRef(ev.XML)
 			}
 		case *events.QueryRequested:
 			s.State = "requested"
 		case *events.QueryCompleted:
 			s.State = "completed"
-			s.Artifacts.Parts = append(s.Artifacts.Parts, ev.Parts...)
+			s.Artifacts.Parts = append(s.Artifacts.Parts, jsonRefs(ev.Parts)...)
 		case *events.InvoiceVisualized:
 			if ev.Format == events.FormatHTML {
-				s.Artifacts.HTML = ev.Document
+				s.Artifacts.HTML = jsonRef(ev.Document)
 			} else {
-				s.Artifacts.PDF = ev.Document
+				s.Artifacts.PDF = jsonRef(ev.Document)
 			}
 		case *events.SessionUpoStored:
 			if s.Artifacts.UPO == nil || h.sessions[ev.SessionID] || ev.SessionID == h.id {
-				s.Artifacts.UPO = ev.UPO
+				s.Artifacts.UPO = jsonRef(ev.UPO)
 			}
 		case *events.SessionClosed:
 			if s.State == "" {
@@ -307,14 +307,14 @@ func runStatus(ctx context.Context, o *options, args []string) error {
 	tw = newTable(w)
 	for _, r := range []struct {
 		name string
-		ref  *events.ObjectRef
+		ref  *objectRef
 	}{{"xml", a.XML}, {"upo", a.UPO}, {"pdf", a.PDF}, {"html", a.HTML}} {
 		if r.ref != nil {
-			fmt.Fprintf(tw, "%s:\t%s\t%d bytes\n", r.name, showRef(r.ref), r.ref.Size)
+			fmt.Fprintf(tw, "%s:\t%s/%s\t%d bytes\n", r.name, r.ref.Bucket, r.ref.Key, r.ref.Size)
 		}
 	}
 	for i := range a.Parts {
-		fmt.Fprintf(tw, "part %d:\t%s\t%d bytes\n", i+1, showRef(&a.Parts[i]), a.Parts[i].Size)
+		fmt.Fprintf(tw, "part %d:\t%s/%s\t%d bytes\n", i+1, a.Parts[i].Bucket, a.Parts[i].Key, a.Parts[i].Size)
 	}
 	tw.Flush()
 	if len(h.nips) > 1 && f.nip == "" {
@@ -384,7 +384,7 @@ func runGet(ctx context.Context, o *options, args []string) error {
 		return usagef("get: contexts %s all have an invoice %s: choose one with --nip", strings.Join(sortedKeys(h.nips), ", "), h.id)
 	}
 	s := h.summarize()
-	ref := map[string]*events.ObjectRef{"xml": s.Artifacts.XML, "upo": s.Artifacts.UPO, "pdf": s.Artifacts.PDF, "html": s.Artifacts.HTML}[kind]
+	ref := (*events.ObjectRef)(map[string]*objectRef{"xml": s.Artifacts.XML, "upo": s.Artifacts.UPO, "pdf": s.Artifacts.PDF, "html": s.Artifacts.HTML}[kind])
 	if ref == nil {
 		why := map[string]string{
 			"xml":  "no event names its XML",

@@ -47,10 +47,10 @@ type invoiceFile struct {
 	Seq       uint64 `json:"seq,omitempty"`
 	Duplicate bool   `json:"duplicate,omitempty"`
 	// State is submitted, sent, accepted, rejected or dead-lettered.
-	State      string            `json:"state"`
-	KsefNumber string            `json:"ksef_number,omitempty"`
-	Reason     string            `json:"reason,omitempty"`
-	XML        *events.ObjectRef `json:"xml,omitempty"`
+	State      string     `json:"state"`
+	KsefNumber string     `json:"ksef_number,omitempty"`
+	Reason     string     `json:"reason,omitempty"`
+	XML        *objectRef `json:"xml,omitempty"`
 
 	kind string // "xml" or "json"
 	data []byte
@@ -316,7 +316,7 @@ func publishInvoice(ctx context.Context, c *conn, store storage.Store, b storage
 			return storageErr(err, "uploading %s to %s/%s", inv.Path, b.Invoices, key)
 		}
 		ev.XML = &events.ObjectRef{Bucket: info.Bucket, Key: info.Key, SHA256: info.SHA256, Size: info.Size, ContentType: "application/xml"}
-		inv.XML = ev.XML
+		inv.XML = jsonRef(ev.XML)
 	}
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -407,7 +407,7 @@ loop:
 				p.printf("sent      %s  %s  %s", inv.InvoiceID, inv.NIP, describe(ev))
 				continue
 			case *events.InvoiceAccepted:
-				inv.State, inv.KsefNumber, inv.XML = "accepted", ev.KsefNumber, ev.XML
+				inv.State, inv.KsefNumber, inv.XML = "accepted", ev.KsefNumber, jsonRef(ev.XML)
 				accepted++
 			case *events.InvoiceRejected:
 				inv.State, inv.Reason = "rejected", rejection(ev)

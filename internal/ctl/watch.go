@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 )
@@ -39,4 +42,55 @@ func (c *conn) watch(ctx context.Context, seq uint64, subjects []string) (<-chan
 		}
 	}()
 	return out, errc
+}
+
+// errRead ends a read at the last stored message.
+var errRead = errors.New("read to the end")
+
+// read reads the stream's stored events (from o.Since) on o.Subjects, in order; with o.Live it
+// goes on with new ones. natsx.Follow alone cannot tell the end of a read whose last message
+// precedes o.Since or, filtered, is not the stream's last; so a read follows live up to the last
+// stored message of its subjects.
+func (c *conn) read(ctx context.Context, o natsx.FollowOptions, fn func(natsx.Delivered) error) error {
+	if o.Live {
+		return natsx.Follow(ctx, c.js, c.cfg, o, fn)
+	}
+	var last uint64
+	var lastTime time.Time
+	if len(o.Subjects) == 0 {
+		info, err := c.stream.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("natsx: stream info: %w", err)
+		}
+		last, lastTime = info.State.LastSeq, info.State.LastTime
+	}
+	for _, s := range o.Subjects {
+		m, err := c.stream.GetLastMsgForSubject(ctx, s)
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("natsx: last message on %s: %w", s, err)
+		}
+		if m.Sequence > last {
+			last, lastTime = m.Sequence, m.Time
+		}
+	}
+	if last == 0 || !o.Since.IsZero() && lastTime.Before(o.Since) {
+		return nil
+	}
+	o.Live = true
+	err := natsx.Follow(ctx, c.js, c.cfg, o, func(d natsx.Delivered) error {
+		if err := fn(d); err != nil {
+			return err
+		}
+		if d.Seq >= last {
+			return errRead
+		}
+		return nil
+	})
+	if errors.Is(err, errRead) {
+		return nil
+	}
+	return err
 }
