@@ -183,6 +183,16 @@ func (r *Runtime) sendLease() time.Duration {
 	return r.Settings.KSeF.RequestTimeout + r.Settings.KSeF.MaxLimitWait + ksef.DefaultRetryPolicy().MaxRetryAfter + 10*time.Second
 }
 
+// clientFor is Clients.For for the workers: a context without a token is a permanent failure,
+// dead-lettered at once (and logged once), not one that retries can fix.
+func (r *Runtime) clientFor(ctx context.Context, nip string) (*ksef.Client, error) {
+	c, err := r.Clients.For(ctx, nip)
+	if errors.Is(err, ksefconn.ErrUnknownContext) {
+		return nil, worker.Permanent(err)
+	}
+	return c, err
+}
+
 // Run runs the named workers until ctx ends, then drains them. It returns the first worker's
 // error (the others are stopped then).
 func (r *Runtime) Run(ctx context.Context, names ...string) error {
@@ -204,18 +214,18 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 				Open: r.Telemetry.Metrics.OpenSessions(telemetry.ModeOnline), Ledger: sender.NewLedger(r.Sessions, nil)},
 				Batch: r.Settings.Batch, Log: r.Log.With().Str("worker", Sender).Logger(),
 				SendLease: r.sendLease()},
-				r.Clients.For, r.States, r.Store, r.Validator, r.pub)
+				r.clientFor, r.States, r.Store, r.Validator, r.pub)
 			// Handlers of a context waiting for its batch package hold their messages: the
 			// concurrency bounds a package's size per replica.
 			jobs = append(jobs, job{r.workerConfig(Sender, 256, subj.InvoiceSubmitted()), s.Handle, s.Close, s.RunIdleCloser})
 		case Poller:
-			p := poller.New(poller.Config{Layout: r.Layout}, r.Clients.For, r.Store, r.States, r.pub)
+			p := poller.New(poller.Config{Layout: r.Layout}, r.clientFor, r.Store, r.States, r.pub)
 			jobs = append(jobs, job{cfg: r.workerConfig(Poller, 32, subj.InvoiceSent(), subj.SessionClosed()), handler: p.Handle})
 		case Downloader:
 			dcfg := r.Settings.Downloader.Config
 			dcfg.Layout = r.Layout
 			d, err := downloader.New(dcfg, downloader.Deps{
-				Clients: func(ctx context.Context, nip string) (downloader.KSeF, error) { return r.Clients.For(ctx, nip) },
+				Clients: func(ctx context.Context, nip string) (downloader.KSeF, error) { return r.clientFor(ctx, nip) },
 				Store:   r.Store, Publisher: r.pub, Marks: r.Marks,
 			})
 			if err != nil {
