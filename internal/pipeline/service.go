@@ -57,15 +57,21 @@ func ServiceMain(ctx context.Context, name string, args []string, getenv func(st
 		// Served before connecting: liveness holds while NATS or storage are still coming up,
 		// readiness does not.
 		srv, err := tel.Start(tcfg.HTTPAddr, log)
-		if err != nil {
+		switch {
+		case err != nil && tcfg.HTTPAddrDefault:
+			// Another service on this host has the default port; one that was given an address
+			// must have it.
+			log.Error().Err(err).Msg("NO /metrics, /healthz, /readyz: set " + telemetry.EnvHTTPAddr + " to a free address (or off)")
+		case err != nil:
 			return err
+		default:
+			defer func() {
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				defer cancel()
+				srv.Shutdown(sctx)
+			}()
+			log.Info().Str("addr", srv.Addr().String()).Msg("serving /metrics, /healthz and /readyz")
 		}
-		defer func() {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			srv.Shutdown(sctx)
-		}()
-		log.Info().Str("addr", srv.Addr().String()).Msg("serving /metrics, /healthz and /readyz")
 	}
 	rt, err := OpenWithTelemetry(ctx, s, log, tel)
 	if err != nil {

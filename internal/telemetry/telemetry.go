@@ -54,6 +54,9 @@ const (
 type Config struct {
 	// HTTPAddr is the listen address of /metrics, /healthz and /readyz; "" serves none.
 	HTTPAddr string
+	// HTTPAddrDefault says HTTPAddr is the default, not a choice: when it cannot be bound (two
+	// services on one host), the service runs on without the server, with a warning.
+	HTTPAddrDefault bool
 	// Tracing is TracingOff or TracingOTLP.
 	Tracing string
 	// Service names the process in traces (service.name); OTEL_SERVICE_NAME overrides it.
@@ -71,6 +74,7 @@ func ConfigFromEnv(service string, getenv func(string) string) (Config, error) {
 	var errs []error
 	switch v := strings.TrimSpace(getenv(EnvHTTPAddr)); strings.ToLower(v) {
 	case "":
+		c.HTTPAddrDefault = true
 	case "off", "none", "false", "-":
 		c.HTTPAddr = ""
 	default:
