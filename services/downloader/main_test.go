@@ -70,6 +70,7 @@ func TestRunDownloads(t *testing.T) {
 		"KSEF_TOKENS":              buyer + "=tok-b",
 		"KSEF_LIMITS":              "test",
 		"KSEF_DOWNLOADER_TEMP_DIR": t.TempDir(),
+		"KSEF_HTTP_ADDR":           "127.0.0.1:0", // another process may hold the default :9090
 	}
 	getenv := func(k string) string { return env[k] }
 
