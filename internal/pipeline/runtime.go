@@ -210,9 +210,11 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 	for _, name := range names {
 		switch name {
 		case Sender:
+			batch := r.Settings.Batch
+			batch.Open = r.Telemetry.Metrics.OpenSessions(telemetry.ModeBatch)
 			s := sender.New(sender.Config{Layout: r.Layout, Pool: sender.PoolConfig{CloseIdle: r.Settings.SessionCloseIdle,
 				Open: r.Telemetry.Metrics.OpenSessions(telemetry.ModeOnline), Ledger: sender.NewLedger(r.Sessions, nil)},
-				Batch: r.Settings.Batch, Log: r.Log.With().Str("worker", Sender).Logger(),
+				Batch: batch, Log: r.Log.With().Str("worker", Sender).Logger(),
 				SendLease: r.sendLease()},
 				r.clientFor, r.States, r.Store, r.Validator, r.pub)
 			// Handlers of a context waiting for its batch package hold their messages: the

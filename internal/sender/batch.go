@@ -39,6 +39,8 @@ type BatchConfig struct {
 	UploadConcurrency int
 	// TempDir holds a package and its encrypted parts while they are sent ("" = os.TempDir()).
 	TempDir string
+	// Open, when set, counts the batch sessions open (from opening to closing).
+	Open Gauge
 }
 
 func (c BatchConfig) withDefaults() BatchConfig {
@@ -177,6 +179,10 @@ func (b *batcher) send(ctx context.Context, nip string, items []*batchItem) erro
 		return b.s.kseFError(err, "batch: opening the session")
 	}
 	sessionID := opened.Id
+	if b.cfg.Open != nil {
+		b.cfg.Open.Inc()
+		defer b.cfg.Open.Dec()
+	}
 	// Record the session in every invoice's state before anything is uploaded: a redelivered
 	// invoice then reconciles with this session instead of being sent again.
 	for _, it := range items {
