@@ -365,9 +365,9 @@ func waitInvoices(ctx context.Context, o *options, c *conn, invs []*invoiceFile,
 	stream, errc := c.watch(ctx, first, subjects)
 
 	p := newProgress(o.env.Stderr, o.env.Interactive, o.env.Now, len(invs))
-	var settled, accepted, rejected, dead int
+	var settled, sent, accepted, rejected, dead int
 	status := func() string {
-		s := fmt.Sprintf("accepted %d", accepted)
+		s := fmt.Sprintf("sent %d, accepted %d", sent, accepted)
 		if rejected > 0 {
 			s += fmt.Sprintf(", rejected %d", rejected)
 		}
@@ -403,8 +403,15 @@ loop:
 			}
 			switch ev := d.Event.(type) {
 			case *events.InvoiceSent:
+				if inv.State == "submitted" {
+					sent++
+				}
 				inv.State = "sent"
-				p.printf("sent      %s  %s  %s", inv.InvoiceID, inv.NIP, describe(ev))
+				if o.env.Interactive {
+					p.update(settled, status()) // the bar counts them; a log gets a line each
+				} else {
+					p.printf("sent      %s  %s  %s", inv.InvoiceID, inv.NIP, describe(ev))
+				}
 				continue
 			case *events.InvoiceAccepted:
 				inv.State, inv.KsefNumber, inv.XML = "accepted", ev.KsefNumber, jsonRef(ev.XML)
