@@ -170,11 +170,22 @@ func TestQueryAndSync(t *testing.T) {
 	today := time.Now().Format(time.DateOnly)
 	yesterday := time.Now().AddDate(0, 0, -1).Format(time.DateOnly)
 
-	r = ksefctl(t, nil, "query", "--nip", demo.Buyer, "--subject", "buyer", "--from", yesterday, "--to", today, "--wait", "--id", "q-test-1")
-	wantCode(t, r, 0)
-	wantContains(t, r.stdout, "query q-test-1 of "+demo.Buyer+" as subject2: completed")
-	wantContains(t, r.stdout, number)
-	s := status(t, "q-test-1")
+	// KSeF finds invoices by their permanent storage date, which comes a moment after acceptance.
+	var queryID string
+	for n := 1; ; n++ {
+		queryID = fmt.Sprintf("q-test-%d", n)
+		r = ksefctl(t, nil, "query", "--nip", demo.Buyer, "--subject", "buyer", "--from", yesterday, "--to", today, "--wait", "--id", queryID)
+		wantCode(t, r, 0)
+		wantContains(t, r.stdout, "query "+queryID+" of "+demo.Buyer+" as subject2: completed")
+		if strings.Contains(r.stdout, number) {
+			break
+		}
+		if n == 10 {
+			t.Fatalf("ten queries did not find %s", number)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	s := status(t, queryID)
 	if s.State != "completed" || len(s.Artifacts.Parts) == 0 {
 		t.Fatalf("status of the query: %+v", s)
 	}
