@@ -139,7 +139,7 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	// The test's own view: a connection, a publisher, the event log and storage.
 	c.cfg = natsx.Config{URL: c.natsURL()}
 	if o.natsConfig != "" {
-		c.cfg.User, c.cfg.Password = "admin", "admin-secret"
+		c.cfg.User, c.cfg.Password = "admin", os.Getenv("KSEF_NATS_ADMIN_PASSWORD")
 	}
 	ctx := t.Context()
 	c.nc, c.js, err = natsx.Connect(ctx, c.cfg)
