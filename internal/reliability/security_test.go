@@ -263,13 +263,13 @@ func TestNATSPermissions(t *testing.T) {
 		user, subject string
 		subscribe     bool
 	}{
-		{"erp", "invoice.accepted", false},         // fake an outcome
-		{"erp", "dlq.invoice.submitted", false},    // fake a dead letter
-		{"erp", "$KV.KSEF_STATE.inv.x", false},     // touch the sender's state
-		{"erp", "invoice.submitted", true},         // read around the stream's consumers
-		{"sender", "invoice.accepted", false},      // only the poller says that
-		{"sender", "query.completed", false},       // nor that
-		{"sender", "$KV.KSEF_MARKS.x", false},      // the downloader's bucket
+		{"erp", "invoice.accepted", false},      // fake an outcome
+		{"erp", "dlq.invoice.submitted", false}, // fake a dead letter
+		{"erp", "$KV.KSEF_STATE.inv.x", false},  // touch the sender's state
+		{"erp", "invoice.submitted", true},      // read around the stream's consumers
+		{"sender", "invoice.accepted", false},   // only the poller says that
+		{"sender", "query.completed", false},    // nor that
+		{"sender", "$KV.KSEF_MARKS.x", false},   // the downloader's bucket
 		{"sender", "$KV.KSEF_failures.poller.1", false},
 		{"sender", "$JS.API.STREAM.DELETE.KSEF", false},
 		{"sender", "$JS.API.STREAM.PURGE.KSEF", false},
