@@ -14,7 +14,8 @@ import (
 const eventsHelp = `
 The audit view: every event of the stream in order, one line each (time, stream sequence,
 subject, context NIP, id, key fields), or with --output json one JSON object per line holding
-the event as any msgpack reader sees it. --follow keeps reading new events until interrupted.
+the event as any msgpack reader sees it. --follow keeps reading new events until interrupted
+(from now, or from --since).
 
 Subjects are given without the prefix and may use NATS wildcards: --subject invoice.accepted
 --subject 'dlq.>'.`
@@ -51,10 +52,13 @@ func runEvents(ctx context.Context, o *options, args []string) error {
 		return usagef("events: unexpected arguments %q (subjects go with --subject)", rest)
 	}
 	var from time.Time
-	if since != "" {
+	switch {
+	case since != "":
 		if from, err = parseSince(since, o.env.Now()); err != nil {
 			return usagef("events: --since %v", err)
 		}
+	case follow:
+		from = o.env.Now() // a live view starts now, not at the stream's first event
 	}
 	for _, s := range subjects {
 		if err := checkSubject(s); err != nil {

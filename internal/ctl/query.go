@@ -284,8 +284,8 @@ loop:
 	case waitErr != nil && ctx.Err() == nil:
 		return waitErr
 	case waitErr != nil:
-		return &Error{Code: ExitTimeout, Err: fmt.Errorf("gave up after %s: query %s has not completed (ksefctl status %s follows it)",
-			f.timeout, res.QueryID, res.QueryID)}
+		return &Error{Code: ExitTimeout, Err: fmt.Errorf("%s: query %s has not completed (ksefctl status %s follows it)",
+			gaveUp(ctx, f.timeout), res.QueryID, res.QueryID)}
 	case res.State == "dead-lettered":
 		return &Error{Code: ExitFailed, Err: fmt.Errorf("query %s failed: %s", res.QueryID, res.Reason)}
 	}

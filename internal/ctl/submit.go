@@ -124,8 +124,12 @@ func runSubmit(ctx context.Context, o *options, args []string) error {
 		}
 		store, buckets = st, cfg.Buckets
 	}
-	for _, inv := range invs {
+	for i, inv := range invs {
 		if err := publishInvoice(ctx, c2, store, buckets, inv, f); err != nil {
+			if i > 0 {
+				fmt.Fprintf(o.env.Stderr, "ksefctl: %d of %d invoices were submitted before the failure:\n", i, len(invs))
+				reportSubmitted(o.env.Stderr, invs[:i], "table")
+			}
 			return err
 		}
 	}
@@ -443,12 +447,20 @@ loop:
 	case waitErr != nil && ctx.Err() == nil:
 		return waitErr
 	case waitErr != nil:
-		return &Error{Code: ExitTimeout, Err: fmt.Errorf("gave up after %s: %d of %d invoices have no outcome yet (ksefctl status ID follows one)",
-			f.timeout, len(invs)-settled, len(invs))}
+		return &Error{Code: ExitTimeout, Err: fmt.Errorf("%s: %d of %d invoices have no outcome yet (ksefctl status ID follows one)",
+			gaveUp(ctx, f.timeout), len(invs)-settled, len(invs))}
 	case rejected+dead > 0:
 		return &Error{Code: ExitFailed, Err: fmt.Errorf("%d of %d invoices were not accepted", rejected+dead, len(invs))}
 	}
 	return nil
+}
+
+// gaveUp says why a wait ended early: its timeout, or an interrupt.
+func gaveUp(ctx context.Context, timeout time.Duration) string {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return "gave up after " + timeout.String()
+	}
+	return "interrupted"
 }
 
 func reportOutcomes(w io.Writer, invs []*invoiceFile, output string) error {
