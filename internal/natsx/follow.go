@@ -46,7 +46,9 @@ func Follow(ctx context.Context, js jetstream.JetStream, cfg Config, o FollowOpt
 		return fmt.Errorf("natsx: stream info: %w", err)
 	}
 	last := info.State.LastSeq
-	occ := jetstream.OrderedConsumerConfig{FilterSubjects: o.Subjects, DeliverPolicy: jetstream.DeliverAllPolicy}
+	// A reader that goes away leaves its consumer behind only briefly.
+	occ := jetstream.OrderedConsumerConfig{FilterSubjects: o.Subjects, DeliverPolicy: jetstream.DeliverAllPolicy,
+		InactiveThreshold: 30 * time.Second}
 	if !o.Since.IsZero() {
 		since := o.Since
 		occ.DeliverPolicy, occ.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
@@ -61,9 +63,10 @@ func Follow(ctx context.Context, js jetstream.JetStream, cfg Config, o FollowOpt
 	codec := cfg.Codec()
 	for {
 		if !o.Live {
-			// Stop once everything stored at the start has been seen.
+			// Stop once nothing the filter matches is left: the stream's last message may be on
+			// another subject, or older than Since, and never come.
 			ci, err := cons.Info(ctx)
-			if err == nil && ci.NumPending == 0 && ci.Delivered.Stream >= last {
+			if err == nil && ci.NumPending == 0 {
 				return nil
 			}
 		}

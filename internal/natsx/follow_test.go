@@ -82,3 +82,35 @@ func TestFollow(t *testing.T) {
 		t.Fatalf("live follow ended with %v", err)
 	}
 }
+
+// A filtered, non-live read ends although the stream's last message is on another subject.
+func TestFollowFilteredEndsWhenTheLastMessageIsElsewhere(t *testing.T) {
+	_, url := testenv.NATS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cfg := natsx.Config{URL: url}.WithDefaults()
+	nc, js, err := natsx.Connect(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := natsx.EnsureStreams(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	pub := natsx.NewPublisher(js, cfg)
+	closed := &events.SessionClosed{SessionID: "s-1", Mode: events.ModeOnline, InvoiceCount: 1}
+	closed.ContextNIP = "5261040828"
+	sub := &events.InvoiceSubmitted{InlineXML: []byte("<x/>")}
+	sub.InvoiceID, sub.ContextNIP = "FV/1", "5261040828"
+	for _, ev := range []events.Event{closed, sub} { // the last message is not a session event
+		if err := pub.Publish(ctx, ev, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	err = natsx.Follow(ctx, js, cfg, natsx.FollowOptions{Subjects: []string{cfg.Subjects().SessionClosed()}},
+		func(natsx.Delivered) error { n++; return nil })
+	if err != nil || n != 1 {
+		t.Fatalf("read %d, err %v (a context deadline means it hung)", n, err)
+	}
+}
