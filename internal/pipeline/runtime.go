@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -125,6 +128,13 @@ func OpenWithTelemetry(ctx context.Context, s Settings, log zerolog.Logger, tel 
 	if err := r.Store.EnsureBuckets(ctx, b.Invoices, b.UPO, b.QueryParts, b.Visualizations); err != nil {
 		return fail(fmt.Errorf("creating buckets: %w", err))
 	}
+	if s.SchemaDir == "" && s.SchemaFetch {
+		s.SchemaDir, err = fetchSchemas(ctx, s.SchemaCache)
+		if err != nil {
+			log.Error().Err(err).Msg("fetching the FA(3) schema set failed")
+		}
+		r.Settings.SchemaDir = s.SchemaDir
+	}
 	if r.Validator, err = fa3.NewValidator(s.SchemaDir); err != nil {
 		return fail(fmt.Errorf("loading the FA(3) schema from %q: %w", s.SchemaDir, err))
 	}
@@ -153,6 +163,21 @@ func (r *Runtime) consumerInfo(name string) telemetry.ConsumerInfo {
 		}
 		return c.CachedInfo(), nil
 	}
+}
+
+// fetchSchemas fetches the Ministry's FA(3) schema set (each file pinned to its SHA-256) into
+// cache, by default under the user's cache directory.
+func fetchSchemas(ctx context.Context, cache string) (string, error) {
+	if cache == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return "", err
+		}
+		cache = filepath.Join(base, "ksef-pipeline", "schemas")
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	return fa3.FetchSchemaSet(ctx, &http.Client{Timeout: 30 * time.Second}, filepath.Join(cache, "FA"), fa3.PublishedSchemaSet())
 }
 
 // Close releases the runtime's connections.

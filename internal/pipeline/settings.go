@@ -22,6 +22,8 @@ import (
 // Environment variables of the pipeline itself (NATS, storage and KSeF have their own).
 const (
 	EnvSchemaDir           = "KSEF_SCHEMA_DIR"           // FA(3) XSD directory
+	EnvSchemaFetch         = "KSEF_SCHEMA_FETCH"         // true: without a directory, fetch the Ministry's set (pinned) into the cache
+	EnvSchemaCache         = "KSEF_SCHEMA_CACHE"         // where fetched schemas go ($HOME/.cache/ksef-pipeline/schemas)
 	EnvConcurrency         = "KSEF_CONCURRENCY"          // handlers per worker
 	EnvLogLevel            = "KSEF_LOG_LEVEL"            // debug, info, warn, error
 	EnvVisualizeAccepted   = "KSEF_VISUALIZE_ACCEPTED"   // render every accepted invoice, asked or not (false)
@@ -48,6 +50,9 @@ type Settings struct {
 	Downloader downloader.Settings
 
 	SchemaDir string
+	// SchemaFetch: without SchemaDir, fetch the published schema set into SchemaCache.
+	SchemaFetch bool
+	SchemaCache string
 	// Concurrency is per worker; 0 uses each worker's default.
 	Concurrency int
 	AckWait     time.Duration
@@ -141,7 +146,8 @@ func SettingsFromEnv(getenv func(string) string, readFile func(string) ([]byte, 
 			errs = append(errs, fmt.Errorf("%s: %w", EnvLogLevel, err))
 		}
 	}
-	for env, dst := range map[string]*bool{EnvVisualizeAccepted: &s.VisualizeAccepted, EnvVisualizeDownloaded: &s.VisualizeDownloaded} {
+	s.SchemaCache = getenv(EnvSchemaCache)
+	for env, dst := range map[string]*bool{EnvVisualizeAccepted: &s.VisualizeAccepted, EnvVisualizeDownloaded: &s.VisualizeDownloaded, EnvSchemaFetch: &s.SchemaFetch} {
 		if v := getenv(env); v != "" {
 			if *dst, err = strconv.ParseBool(v); err != nil {
 				errs = append(errs, fmt.Errorf("%s: want true or false, got %q", env, v))
