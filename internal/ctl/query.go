@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 	"io"
 	"slices"
 	"strings"
@@ -137,7 +138,7 @@ func (f *queryFlags) request(now time.Time, cmd string) (*events.QueryRequested,
 	if f.nip == "" {
 		return nil, usagef("%s: --nip is required (the context whose invoices to download)", cmd)
 	}
-	if !isNIP(f.nip) {
+	if !ksef.IsNIP(f.nip) {
 		return nil, usagef("%s: --nip %q is not 10 digits", cmd, f.nip)
 	}
 	subject, err := parseSubject(cmd, f.subject)
@@ -466,7 +467,7 @@ func syncStatus(ctx context.Context, o *options, f queryFlags) error {
 			return err
 		}
 	}
-	if f.nip != "" && !isNIP(f.nip) {
+	if f.nip != "" && !ksef.IsNIP(f.nip) {
 		return usagef("sync: --nip %q is not 10 digits", f.nip)
 	}
 	cn, err := o.connect(ctx)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 	"io"
 	"os"
 	"path/filepath"
@@ -205,7 +206,7 @@ func (f *statusFlags) register(fs *flag.FlagSet) {
 }
 
 func (f *statusFlags) check(o *options, cmd string) (time.Time, error) {
-	if f.nip != "" && !isNIP(f.nip) {
+	if f.nip != "" && !ksef.IsNIP(f.nip) {
 		return time.Time{}, usagef("%s: --nip %q is not 10 digits", cmd, f.nip)
 	}
 	if f.since == "" {

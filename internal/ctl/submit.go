@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 	"io"
 	"os"
 	"path/filepath"
@@ -92,7 +93,7 @@ func runSubmit(ctx context.Context, o *options, args []string) error {
 	if f.idFrom != "filename" && f.idFrom != "number" {
 		return usagef("submit: --id-from wants filename or number, got %q", f.idFrom)
 	}
-	if f.nip != "" && !isNIP(f.nip) {
+	if f.nip != "" && !ksef.IsNIP(f.nip) {
 		return usagef("submit: --nip %q is not 10 digits", f.nip)
 	}
 	if err := o.loadConfig(); err != nil {
@@ -254,7 +255,7 @@ func loadInvoice(ctx context.Context, path string, f submitFlags, validator *fa3
 		inv.NIP = f.nip
 	case inv.NIP == "":
 		return nil, fmt.Errorf("%s: the invoice names no seller NIP; give --nip", path)
-	case !isNIP(inv.NIP):
+	case !ksef.IsNIP(inv.NIP):
 		return nil, fmt.Errorf("%s: the seller NIP %q is not 10 digits; give --nip", path, inv.NIP)
 	}
 	switch {
@@ -272,18 +273,6 @@ func loadInvoice(ctx context.Context, path string, f submitFlags, validator *fa3
 		return nil, fmt.Errorf("%s: %v", path, err)
 	}
 	return inv, nil
-}
-
-func isNIP(s string) bool {
-	if len(s) != 10 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 func checkInvoiceID(id string) error {

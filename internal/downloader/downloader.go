@@ -441,18 +441,11 @@ func (r *run) poll(ctx context.Context, a *activeQuery) error {
 // classify turns KSeF errors into the worker's outcomes: a request limit is a snooze, rejected
 // criteria a permanent failure, the rest a retry.
 func (r *run) classify(err error) error {
-	var lw *ratelimit.WaitError
-	if errors.As(err, &lw) {
-		return &SnoozeError{After: lw.Wait, Reason: lw.Error()}
+	if d, ok := ratelimit.Pause(err); ok {
+		return &SnoozeError{After: d, Reason: err.Error()}
 	}
-	var ke *ksef.Error
-	if errors.As(err, &ke) {
-		switch {
-		case ke.TooManyRequests():
-			return &SnoozeError{After: max(ke.RetryAfter, time.Second), Reason: ke.Error()}
-		case ke.Code == ksef.CodeQueryParams:
-			return &RequestError{QueryID: r.req.QueryID, Reason: "KSeF refused the criteria: " + ke.Error()}
-		}
+	if ksef.HasCode(err, ksef.CodeQueryParams) {
+		return &RequestError{QueryID: r.req.QueryID, Reason: "KSeF refused the criteria: " + err.Error()}
 	}
 	return err
 }

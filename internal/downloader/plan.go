@@ -2,6 +2,7 @@ package downloader
 
 import (
 	"fmt"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 	"time"
 
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
@@ -51,7 +52,7 @@ func validate(req *events.QueryRequested, now time.Time) error {
 	if req.QueryID == "" {
 		return bad("query_id is missing")
 	}
-	if !isNIP(req.ContextNIP) {
+	if !ksef.IsNIP(req.ContextNIP) {
 		return bad("context_nip %q is not 10 digits", req.ContextNIP)
 	}
 	if _, ok := subjectType(req.SubjectType); !ok {
@@ -106,16 +107,4 @@ func maxTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
-}
-
-func isNIP(s string) bool {
-	if len(s) != 10 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }

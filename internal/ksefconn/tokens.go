@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 	"io"
 	"slices"
 	"strings"
@@ -48,7 +49,7 @@ func ParseTokens(s string) (Tokens, error) {
 			switch {
 			case !ok || tok == "":
 				errs = append(errs, fmt.Errorf("entry %d: want nip=token", n))
-			case !isNIP(nip):
+			case !ksef.IsNIP(nip):
 				errs = append(errs, fmt.Errorf("entry %d: NIP %q is not 10 digits", n, nip))
 			case out[nip] != "":
 				errs = append(errs, fmt.Errorf("entry %d: NIP %s given twice", n, nip))
@@ -73,16 +74,4 @@ func ReadTokens(r io.Reader) (Tokens, error) {
 		return nil, fmt.Errorf("ksefconn: tokens: %w", err)
 	}
 	return ParseTokens(string(b))
-}
-
-func isNIP(s string) bool {
-	if len(s) != 10 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }

@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -17,7 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/ksef-pipeline/ksef-pipeline/internal/ratelimit"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/sender"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
@@ -121,19 +120,6 @@ func (p *Poller) processing(ev *events.InvoiceSent, n int) error {
 	return p.later(n - 1)
 }
 
-// ksefFailure maps a failed KSeF call to the worker's outcome.
-func (p *Poller) ksefFailure(err error, n int, what string) error {
-	var ke *ksef.Error
-	if errors.As(err, &ke) && ke.TooManyRequests() {
-		return worker.Snooze(max(ke.RetryAfter, time.Second))
-	}
-	var we *ratelimit.WaitError
-	if errors.As(err, &we) {
-		return worker.Snooze(we.Wait)
-	}
-	return fmt.Errorf("%s: %w", what, err)
-}
-
 // Sent follows one sent invoice to its outcome.
 func (p *Poller) Sent(ctx context.Context, ev *events.InvoiceSent, deliveries int) error {
 	client, err := p.clients(ctx, ev.ContextNIP)
@@ -147,7 +133,7 @@ func (p *Poller) Sent(ctx context.Context, ev *events.InvoiceSent, deliveries in
 		info, err = client.InvoiceStatus(ctx, ev.KsefInvoiceID)
 	}
 	if err != nil {
-		return p.ksefFailure(err, deliveries, "asking for the invoice status")
+		return ksefconn.Outcome(err, "asking for the invoice status")
 	}
 	if info == nil {
 		return p.later(deliveries) // not listed yet
@@ -203,7 +189,7 @@ func (p *Poller) duplicate(ctx context.Context, client *ksef.Client, ev *events.
 			return p.later(deliveries) // not downloadable yet right after acceptance (api#96)
 		}
 		if err != nil {
-			return p.ksefFailure(err, deliveries, "fetching the original of a duplicate")
+			return ksefconn.Outcome(err, "fetching the original of a duplicate")
 		}
 		d := kcrypto.NewDigest()
 		_, err = io.Copy(d, io.LimitReader(body, 8<<20))
@@ -214,7 +200,7 @@ func (p *Poller) duplicate(ctx context.Context, client *ksef.Client, ev *events.
 		if d.Sum() == ev.InvoiceHash {
 			dup, err := p.original(ctx, client, info, original)
 			if err != nil {
-				return p.ksefFailure(err, deliveries, "finding the original of a duplicate")
+				return ksefconn.Outcome(err, "finding the original of a duplicate")
 			}
 			return p.accept(ctx, ev, dup, true)
 		}
@@ -360,7 +346,7 @@ func (p *Poller) SessionClosed(ctx context.Context, ev *events.SessionClosed, de
 		return p.noUPO(ctx, client, ev, deliveries)
 	}
 	if err != nil {
-		return p.ksefFailure(err, deliveries, "fetching the UPO")
+		return ksefconn.Outcome(err, "fetching the UPO")
 	}
 	defer body.Close()
 	// UPOs are paged at 10,000 entries: a few MB at most.
@@ -393,7 +379,7 @@ func (p *Poller) SessionClosed(ctx context.Context, ev *events.SessionClosed, de
 func (p *Poller) noUPO(ctx context.Context, client *ksef.Client, ev *events.SessionClosed, deliveries int) error {
 	info, err := client.SessionStatus(ctx, ev.SessionID)
 	if err != nil {
-		return p.ksefFailure(err, deliveries, "asking for the session status")
+		return ksefconn.Outcome(err, "asking for the session status")
 	}
 	if info.SessionStatus != ksefapi.Active && info.SuccessfulInvoiceCount == 0 &&
 		info.FailedInvoiceCount >= info.InvoiceCount && (!info.Batch || info.InvoiceCount > 0) {

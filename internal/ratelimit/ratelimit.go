@@ -273,3 +273,18 @@ func (s *state) wait(now time.Time, limits [3]int, margin time.Duration) time.Du
 	}
 	return time.Duration(wait) * time.Millisecond
 }
+
+// Pause reports whether err means "not now" rather than "failed": the shared limiter has no slot
+// soon enough (*WaitError), or KSeF answered 429. It returns how long to wait before trying
+// again; workers snooze their message for it instead of counting a failure.
+func Pause(err error) (time.Duration, bool) {
+	var we *WaitError
+	if errors.As(err, &we) {
+		return we.Wait, true
+	}
+	var ke *ksef.Error
+	if errors.As(err, &ke) && ke.TooManyRequests() {
+		return max(ke.RetryAfter, time.Second), true
+	}
+	return 0, false
+}

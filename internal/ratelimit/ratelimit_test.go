@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -180,4 +181,23 @@ func TestForReturnsWaitErrorPastMaxWait(t *testing.T) {
 		}
 	}
 	t.Fatal("30 sends within a minute were all let through without a WaitError")
+}
+
+func TestPause(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want time.Duration
+		ok   bool
+	}{
+		{"no slot soon", fmt.Errorf("ksef: %w", &WaitError{Op: ksef.OpInvoiceSend, Wait: 40 * time.Second}), 40 * time.Second, true},
+		{"429 with Retry-After", &ksef.Error{HTTPStatus: 429, RetryAfter: 7 * time.Second}, 7 * time.Second, true},
+		{"429 without Retry-After", &ksef.Error{HTTPStatus: 429}, time.Second, true},
+		{"5xx", &ksef.Error{HTTPStatus: 502}, 0, false},
+		{"other", errors.New("boom"), 0, false},
+	} {
+		if got, ok := Pause(tc.err); got != tc.want || ok != tc.ok {
+			t.Errorf("%s: Pause = %v, %v; want %v, %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
@@ -160,7 +161,7 @@ func (b *batcher) send(ctx context.Context, nip string, items []*batchItem) erro
 	}
 	info, key, err := client.NewEncryption(ctx)
 	if err != nil {
-		return b.s.kseFError(err, "batch: encryption key")
+		return ksefconn.Outcome(err, "batch: encryption key")
 	}
 	defer key.Zero()
 	parts, err := b.encryptParts(dir, pkg, key)
@@ -176,7 +177,7 @@ func (b *batcher) send(ctx context.Context, nip string, items []*batchItem) erro
 		BatchInfo: ksefapi.BatchInfo{BatchSize: pkg.size, BatchHash: pkg.hash, BatchParts: declared},
 	})
 	if err != nil {
-		return b.s.kseFError(err, "batch: opening the session")
+		return ksefconn.Outcome(err, "batch: opening the session")
 	}
 	sessionID := opened.Id
 	if b.cfg.Open != nil {
@@ -216,7 +217,7 @@ func (b *batcher) send(ctx context.Context, nip string, items []*batchItem) erro
 		return fmt.Errorf("batch: uploading session %s: %w", sessionID, err)
 	}
 	if _, err := client.CloseSession(ctx, sessionID); err != nil && !errors.Is(err, ksef.ErrAmbiguous) {
-		return b.s.kseFError(err, "batch: closing session "+sessionID)
+		return ksefconn.Outcome(err, "batch: closing session "+sessionID)
 	}
 	log.Info().Str("session_id", sessionID).Int("invoices", len(items)).Int64("bytes", pkg.size).Int("parts", len(parts)).Msg("batch package sent")
 	for _, it := range items {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ratelimit"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
@@ -190,7 +191,7 @@ func (s *Sender) sendOnline(ctx context.Context, ev *events.InvoiceSubmitted, ke
 		return we
 	}
 	if err != nil {
-		return s.kseFError(err, "opening a KSeF session")
+		return ksefconn.Outcome(err, "opening a KSeF session")
 	}
 	next := base
 	next.Status, next.SessionID, next.Mode, next.UpdatedAt = StatusSending, lease.Session.ID, events.ModeOnline, s.cfg.Now()
@@ -242,7 +243,7 @@ func (s *Sender) sendOnline(ctx context.Context, ev *events.InvoiceSubmitted, ke
 			zerolog.Ctx(ctx).Info().Str("session_id", lease.Session.ID).Msg("KSeF ended the session; sending in a new one")
 			return worker.Snooze(0)
 		}
-		return s.kseFError(err, "sending")
+		return ksefconn.Outcome(err, "sending")
 	}
 	lease.Release(ctx, true, false)
 	return s.markSent(ctx, ev, key, rev, &next, resp.Id)
@@ -272,25 +273,11 @@ func (s *Sender) sessionEnded(ctx context.Context, lease *Lease, ke *ksef.Error)
 	return info.SessionStatus != ksefapi.Active
 }
 
-// kseFError maps a KSeF failure to the worker's outcome: a long Retry-After becomes a snooze
-// (not a failure), anything else a retry with backoff.
-func (s *Sender) kseFError(err error, what string) error {
-	var ke *ksef.Error
-	if errors.As(err, &ke) && ke.TooManyRequests() {
-		return worker.Snooze(max(ke.RetryAfter, time.Second))
-	}
-	var we *ratelimit.WaitError
-	if errors.As(err, &we) {
-		return worker.Snooze(we.Wait)
-	}
-	return fmt.Errorf("%s: %w", what, err)
-}
-
 // reconcile looks for an earlier attempt in its session's invoice list.
 func (s *Sender) reconcile(ctx context.Context, nip string, st *State, hash string) (*ksefapi.InvoiceInfo, error) {
 	lease, err := s.pool.Acquire(ctx, nip)
 	if err != nil {
-		return nil, s.kseFError(err, "opening a KSeF session")
+		return nil, ksefconn.Outcome(err, "opening a KSeF session")
 	}
 	client := lease.Client
 	lease.Release(ctx, false, false)
@@ -299,7 +286,7 @@ func (s *Sender) reconcile(ctx context.Context, nip string, st *State, hash stri
 		if ksef.HasCode(err, ksef.CodeSessionUnknown) {
 			return nil, nil // the session never existed for KSeF: nothing was sent in it
 		}
-		return nil, s.kseFError(err, "reconciling an earlier send")
+		return nil, ksefconn.Outcome(err, "reconciling an earlier send")
 	}
 	for i := range list {
 		if list[i].InvoiceHash != nil && *list[i].InvoiceHash == hash {
@@ -310,7 +297,7 @@ func (s *Sender) reconcile(ctx context.Context, nip string, st *State, hash stri
 		// A closed batch session lists its invoices only once it has unpacked the package.
 		info, err := client.SessionStatus(ctx, st.SessionID)
 		if err != nil {
-			return nil, s.kseFError(err, "reconciling an earlier batch")
+			return nil, ksefconn.Outcome(err, "reconciling an earlier batch")
 		}
 		if info.SessionStatus == ksefapi.Closed && info.InvoiceCount == 0 && info.Status.Code < 200 {
 			return nil, worker.Snooze(5 * time.Second)

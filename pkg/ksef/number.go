@@ -73,3 +73,17 @@ func crc8(data []byte) byte {
 	}
 	return crc
 }
+
+// IsNIP reports whether s has the form of a NIP: ten digits (the checksum is not checked; KSeF's
+// own schema accepts any ten digits of its pattern).
+func IsNIP(s string) bool {
+	if len(s) != 10 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
