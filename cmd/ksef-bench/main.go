@@ -59,6 +59,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.DurationVar(&o.Timeout, "timeout", 0, "longest wait for one run's invoices (default 10m; quick 2m)")
 	fs.Int64Var(&o.Seed, "seed", 1, "seed of the generated invoices")
 	only := fs.String("only", "", "comma-separated sections to run: "+strings.Join(bench.Sections, ","))
+	runs := fs.String("runs", "", "comma-separated end-to-end runs to do (default all): zero-latency, zero-latency+pdf, ksef-latency, ksef-latency+pdf, paced-zero-latency, paced-ksef-latency")
 	fs.StringVar(&o.SchemaDir, "schema-dir", getenv("KSEF_SCHEMA_DIR"), "FA(3) XSD directory (default $KSEF_SCHEMA_DIR, else ../shared/ksef/official/faktury/schemy/FA beside the repository)")
 	out := fs.String("out", "results", "directory for results.md, results.json and results.png")
 	fs.StringVar(&o.Dir, "work-dir", "", "working directory (default a temporary one, removed at the end)")
@@ -88,6 +89,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}
 			o.Only = append(o.Only, s)
 		}
+	}
+	if *runs != "" {
+		o.Runs = strings.Split(*runs, ",")
 	}
 	o.BatchPart = int64(*batchMB) * 1_000_000
 	wd, err := os.Getwd()

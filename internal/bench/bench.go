@@ -55,8 +55,8 @@ type Options struct {
 	// Dir is the working directory (NATS, objects, logs, binaries); ResultsDir gets the report.
 	Dir, ResultsDir string
 	RepoRoot        string
-	// Only runs these sections (all when empty).
-	Only []string
+	// Only runs these sections (all when empty); Runs only these end-to-end runs (by name).
+	Only, Runs []string
 	// Progress gets a line per step; Log the pipeline's own log.
 	Progress io.Writer      `json:"-"`
 	Log      zerolog.Logger `json:"-"`
@@ -240,6 +240,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			{name: "paced-ksef-latency", latency: KSeFLatency, rate: o.PacedRate, invoices: inv[:min(o.PacedN, len(inv))]},
 		}
 		for _, r := range runs {
+			if len(o.Runs) > 0 && !slices.Contains(o.Runs, r.name) {
+				continue
+			}
 			res, err := b.runE2E(ctx, r)
 			problem("e2e "+r.name, err)
 			rep.E2E = append(rep.E2E, res)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"image/color"
 	"io"
+	"math"
+	"time"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -85,47 +87,52 @@ func (r *Report) throughputPlot() (*plot.Plot, error) {
 	return p, nil
 }
 
-// latencyPlot: p50, p95, p99 of submitted -> accepted per end-to-end run, in seconds.
+// latencyPlot: p50, p95, p99 of submitted -> accepted per end-to-end run, in milliseconds on a
+// log scale (paced runs are tens of milliseconds, flooded ones seconds of queueing).
 func (r *Report) latencyPlot() (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "Latency submitted → accepted"
-	p.Y.Label.Text = "seconds"
+	p.Y.Label.Text = "milliseconds (log scale)"
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 	var names []string
-	var p50, p95, p99 plotter.Values
+	var series [3]plotter.XYs
+	lo, hi := math.Inf(1), 0.0
 	for _, e := range r.E2E {
 		if e.Accepted == 0 {
 			continue
 		}
+		x := float64(len(names))
 		names = append(names, shortName(e))
-		p50 = append(p50, e.P50.Seconds())
-		p95 = append(p95, e.P95.Seconds())
-		p99 = append(p99, e.P99.Seconds())
+		for i, d := range []time.Duration{e.P50, e.P95, e.P99} {
+			v := max(float64(d)/float64(time.Millisecond), 0.1)
+			series[i] = append(series[i], plotter.XY{X: x + float64(i-1)*0.18, Y: v})
+			lo, hi = min(lo, v), max(hi, v)
+		}
 	}
 	if len(names) == 0 {
-		names, p50, p95, p99 = []string{"(none)"}, plotter.Values{0}, plotter.Values{0}, plotter.Values{0}
+		names, lo, hi = []string{"(none)"}, 1, 10
+		for i := range series {
+			series[i] = plotter.XYs{{X: 0, Y: 1}}
+		}
 	}
-	w := vg.Points(9)
-	for i, s := range []struct {
-		name string
-		v    plotter.Values
-	}{{"p50", p50}, {"p95", p95}, {"p99", p99}} {
-		bars, err := plotter.NewBarChart(s.v, w)
+	shapes := []draw.GlyphDrawer{draw.CircleGlyph{}, draw.TriangleGlyph{}, draw.SquareGlyph{}}
+	for i, name := range []string{"p50", "p95", "p99"} {
+		sc, err := plotter.NewScatter(series[i])
 		if err != nil {
 			return nil, err
 		}
-		bars.Color = palette[i]
-		bars.LineStyle.Width = 0
-		bars.Offset = vg.Length(i-1) * w
-		p.Add(bars)
-		p.Legend.Add(s.name, bars)
+		sc.GlyphStyle = draw.GlyphStyle{Color: palette[i], Radius: vg.Points(4), Shape: shapes[i]}
+		p.Add(sc)
+		p.Legend.Add(name, sc)
 	}
 	p.Add(plotter.NewGrid())
 	p.Legend.Top = true
 	p.Legend.Left = true
 	p.NominalX(names...)
-	p.X.Tick.Label.Rotation = 0
-	p.Y.Min = 0
-	p.Y.Max = maxVal(p99) * 1.2
+	p.X.Min, p.X.Max = -0.6, float64(len(names))-0.4
+	p.Y.Min = math.Pow(10, math.Floor(math.Log10(lo)))
+	p.Y.Max = math.Pow(10, math.Ceil(math.Log10(hi*1.5)))
 	return p, nil
 }
 

@@ -56,6 +56,7 @@ func baseEnv(o *Options) map[string]string {
 		"KSEF_LOG_LEVEL":            "warn",
 		"KSEF_ACK_WAIT":             "30s",
 		"KSEF_SESSION_CLOSE_IDLE":   "30s",
+		"KSEF_HTTP_ADDR":            "127.0.0.1:0", // replicas must not fight over the default :9090
 	}
 }
 
@@ -178,8 +179,9 @@ func (t *tracker) follow(ctx context.Context, v *env) {
 	}()
 }
 
-// wait blocks until done (called under the lock) holds, ctx ends, or the follower fails.
-func (t *tracker) wait(ctx context.Context, done func() bool) error {
+// wait blocks until done (called under the lock) holds, ctx ends, the follower fails, or
+// alive (when set) reports a dead worker process.
+func (t *tracker) wait(ctx context.Context, done func() bool, alive ...func() error) error {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -188,6 +190,11 @@ func (t *tracker) wait(ctx context.Context, done func() bool) error {
 		t.mu.Unlock()
 		if ok {
 			return nil
+		}
+		for _, a := range alive {
+			if err := a(); err != nil {
+				return err
+			}
 		}
 		select {
 		case <-t.changed:

@@ -30,7 +30,11 @@ type Limited struct {
 	// were accepted by its end.
 	Sent, Accepted int
 	PerHour        float64 // Sent per KSeF hour
+	// Drained: every offered invoice was through before the hour ended, so PerHour says how
+	// fast the backlog went, not how much the limits allow.
+	Drained bool
 	TooMany        int     // 429 answers
+	TooManyByOp    map[string]int
 	Sessions       int
 	Problem        string
 }
@@ -111,7 +115,16 @@ func (b *Bench) runLimited(ctx context.Context, r limitRun) Limited {
 	rejected := len(tr.rejected)
 	tr.mu.Unlock()
 	res.TooMany, res.Sessions = st.TooManyRequests, st.Sessions
+	for op, byStatus := range st.Requests {
+		if n := byStatus[429]; n > 0 {
+			if res.TooManyByOp == nil {
+				res.TooManyByOp = map[string]int{}
+			}
+			res.TooManyByOp[string(op)] = n
+		}
+	}
 	res.PerHour = float64(res.Sent) / res.ClockHours
+	res.Drained = err == nil
 	if rejected > 0 {
 		res.Problem = fmt.Sprintf("%d rejected", rejected)
 	}

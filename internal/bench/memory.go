@@ -60,13 +60,15 @@ func (b *Bench) downloaderMemory(ctx context.Context, v *env, buyer string, want
 	}
 	wctx, cancel := context.WithTimeout(ctx, b.o.Timeout)
 	defer cancel()
-	err = tr.wait(wctx, func() bool { return tr.completed[q.QueryID] != nil })
+	err = tr.wait(wctx, func() bool { return tr.completed[q.QueryID] != nil || len(tr.deadLetters) > 0 }, p.alive)
 	m.Elapsed = time.Since(start)
 	m.PeakRSS, _ = peakRSS(p.cmds[0].Process.Pid)
 	tr.mu.Lock()
+	defer tr.mu.Unlock()
 	done := tr.completed[q.QueryID]
-	tr.mu.Unlock()
 	switch {
+	case len(tr.deadLetters) > 0:
+		m.Problem = "dead letter: " + tr.deadLetters[0]
 	case err != nil:
 		m.Problem = fmt.Sprintf("query not completed: %v", err)
 	case done.InvoiceCount != want:
@@ -101,7 +103,7 @@ func (b *Bench) senderMemory(ctx context.Context, partBytes int64) Memory {
 	}
 	vars := baseEnv(&b.o)
 	vars["KSEF_LIMITS"] = "production"
-	vars["KSEF_BATCH_LINGER"] = "60s" // one package, however long validation of the backlog takes
+	vars["KSEF_BATCH_LINGER"] = "30s" // one package, however long validating the backlog takes
 	vars["KSEF_LOG_LEVEL"] = "info"
 	em := ZeroLatency.emulator()
 	em.Limits = emulator.LimitConfig{}
@@ -128,7 +130,7 @@ func (b *Bench) senderMemory(ctx context.Context, partBytes int64) Memory {
 	}
 	wctx, cancel := context.WithTimeout(ctx, b.o.Timeout)
 	defer cancel()
-	err = tr.wait(wctx, func() bool { return len(tr.sent)+len(tr.rejected) >= len(invoices) })
+	err = tr.wait(wctx, func() bool { return len(tr.sent)+len(tr.rejected) >= len(invoices) || len(tr.deadLetters) > 0 }, p.alive)
 	m.Elapsed = time.Since(start)
 	m.PeakRSS, _ = peakRSS(p.cmds[0].Process.Pid)
 	p.stop()

@@ -34,8 +34,31 @@ func (b *Bench) buildServices(ctx context.Context) (string, error) {
 
 // procs are worker processes.
 type procs struct {
-	cmds []*exec.Cmd
-	logs []*os.File
+	cmds  []*exec.Cmd
+	logs  []*os.File
+	names []string
+	done  []chan struct{} // closed when the process has exited
+	errs  []error
+}
+
+// alive returns an error naming the first process that exited (with its log's last line).
+func (p *procs) alive() error {
+	for i, d := range p.done {
+		select {
+		case <-d:
+			return fmt.Errorf("bench: %s exited (%v): %s", p.names[i], p.errs[i], lastLogLine(p.logs[i].Name()))
+		default:
+		}
+	}
+	return nil
+}
+
+func lastLogLine(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	return lastLine(b)
 }
 
 // startServices starts replicas processes of each named worker against v.
@@ -61,8 +84,11 @@ func (b *Bench) startServices(ctx context.Context, v *env, workers []string, rep
 				p.stop()
 				return nil, fmt.Errorf("bench: starting %s: %w", name, err)
 			}
-			p.cmds = append(p.cmds, cmd)
-			p.logs = append(p.logs, logf)
+			done := make(chan struct{})
+			i := len(p.cmds)
+			p.cmds, p.logs, p.names, p.done = append(p.cmds, cmd), append(p.logs, logf), append(p.names, name), append(p.done, done)
+			p.errs = append(p.errs, nil)
+			go func() { p.errs[i] = cmd.Wait(); close(done) }()
 		}
 	}
 	return p, nil
@@ -72,18 +98,16 @@ func (b *Bench) startServices(ctx context.Context, v *env, workers []string, rep
 // 20 s).
 func (p *procs) stop() {
 	var wg sync.WaitGroup
-	for _, c := range p.cmds {
+	for i, c := range p.cmds {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			c.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { c.Wait(); close(done) }()
 			select {
-			case <-done:
+			case <-p.done[i]:
 			case <-time.After(20 * time.Second):
 				c.Process.Kill()
-				<-done
+				<-p.done[i]
 			}
 		}()
 	}
