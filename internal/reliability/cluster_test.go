@@ -78,6 +78,7 @@ type cluster struct {
 
 	mu      sync.Mutex
 	workers map[string]*workerProc
+	closed  bool // the workers were stopped for good: no restarts
 }
 
 var clusterSeq atomic.Int32
@@ -94,7 +95,9 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	}
 	_, p, _ := net.SplitHostPort(addr)
 	c.port, _ = strconv.Atoi(p)
-	c.startNATS()
+	if err := c.startNATS(); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(c.stopNATS)
 
 	// The emulator.
@@ -168,8 +171,7 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 func (c *cluster) natsURL() string { return fmt.Sprintf("nats://127.0.0.1:%d", c.port) }
 
 // startNATS starts the embedded server on the cluster's port and store directory.
-func (c *cluster) startNATS() {
-	c.t.Helper()
+func (c *cluster) startNATS() error {
 	c.natsMu.Lock()
 	defer c.natsMu.Unlock()
 	var err error
@@ -180,11 +182,11 @@ func (c *cluster) startNATS() {
 			c.nats, err = natsx.RunEmbedded(natsx.EmbeddedOptions{Dir: filepath.Join(c.dir, "nats"), Port: c.port})
 		}
 		if err == nil {
-			return
+			return nil
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	c.t.Fatalf("starting NATS on port %d: %v", c.port, err)
+	return fmt.Errorf("starting NATS on port %d: %w", c.port, err)
 }
 
 func (c *cluster) stopNATS() {
@@ -370,12 +372,15 @@ func (w *workerProc) killLocked() bool {
 	return true
 }
 
-// restart kills the worker if it runs and starts it again.
+// restart kills the worker if it runs and starts it again (unless the cluster is shutting down).
 func (c *cluster) restart(name string) {
 	c.t.Helper()
 	c.mu.Lock()
-	w := c.workers[name]
+	w, closed := c.workers[name], c.closed
 	c.mu.Unlock()
+	if closed || w == nil {
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.killLocked()
@@ -407,6 +412,7 @@ func (c *cluster) exited() []string {
 func (c *cluster) stopWorkers() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.closed = true
 	for _, w := range c.workers {
 		w.mu.Lock()
 		if w.cmd != nil {

@@ -94,14 +94,16 @@ func runScenario(t *testing.T, sc scenario) row {
 		t.Errorf("not every invoice had an outcome after %v; %s", timeout, summary(evs))
 	}
 	// Let redeliveries run out before judging: a late duplicate would show now.
-	c.consumersIdle(20*time.Second, pipeline.Sender)
+	c.consumersIdle(30*time.Second, pipeline.Sender, pipeline.Poller)
 	evs = c.caughtUp()
 	o := c.judge(batch, evs)
-	note := report()
+	var more string
 	if sc.after != nil {
-		if more := sc.after(t, c, batch, evs, &o); more != "" {
-			note = strings.TrimPrefix(note+"; "+more, "; ")
-		}
+		more = sc.after(t, c, batch, evs, &o)
+	}
+	note := report() // after the further checks, which may see more of the fault
+	if more != "" {
+		note = strings.TrimPrefix(note+"; "+more, "; ")
 	}
 	c.ksef.clear()
 	if c.s3 != nil {
@@ -294,7 +296,10 @@ func scenarios() []scenario {
 						}
 						c.stopNATS()
 						time.Sleep(2 * time.Second)
-						c.startNATS()
+						if err := c.startNATS(); err != nil {
+							t.Error(err)
+							return
+						}
 						restarts++
 					}
 				}()
@@ -349,8 +354,9 @@ func emulatorScenario(name string, n int, f emulator.Faults, env map[string]stri
 				for _, k := range slices.Sorted(mapsKeys(st.Faults)) {
 					parts = append(parts, fmt.Sprintf("%s×%d", k, st.Faults[k]))
 				}
-				if len(parts) == 0 {
-					parts = append(parts, "latency only")
+				// Slow calls are not counted by the emulator; the clients' timeouts are in the logs.
+				if n := strings.Count(c.logs(), "Client.Timeout exceeded"); n > 0 {
+					parts = append(parts, fmt.Sprintf("client timeouts×%d", n))
 				}
 				return strings.Join(parts, ", ")
 			}

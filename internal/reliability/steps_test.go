@@ -152,7 +152,6 @@ func visualizerScenario(n int) scenario {
 			}
 		},
 		after: func(t *testing.T, c *cluster, batch []*invoice, evs []natsx.Delivered, o *outcome) string {
-			c.s3.clear()
 			want := len(eventsOf[*events.InvoiceAccepted](evs))
 			all, ok := c.events.await(2*time.Minute, func(evs []natsx.Delivered) bool {
 				ids := map[string]bool{}
