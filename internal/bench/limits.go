@@ -32,11 +32,11 @@ type Limited struct {
 	PerHour        float64 // Sent per KSeF hour
 	// Drained: every offered invoice was through before the hour ended, so PerHour says how
 	// fast the backlog went, not how much the limits allow.
-	Drained bool
-	TooMany        int     // 429 answers
-	TooManyByOp    map[string]int
-	Sessions       int
-	Problem        string
+	Drained     bool
+	TooMany     int // 429 answers
+	TooManyByOp map[string]int
+	Sessions    int
+	Problem     string
 }
 
 // limitRun configures one run under the limits.
