@@ -332,8 +332,8 @@ func scenarios() []scenario {
 			emulator.Faults{Jitter: 5 * time.Millisecond, SlowRate: 0.01, SlowDelay: 3 * time.Second},
 			map[string]string{"KSEF_REQUEST_TIMEOUT": "2s", "KSEF_SEND_LEASE": "5s"}),
 		emulatorScenario("KSeF ambiguous 5xx on 10% of sends and closes", n, emulator.Faults{AmbiguousRate: 0.1}, nil),
-		emulatorScenario("KSeF sessions expiring after 1 s (half of them)", n,
-			emulator.Faults{EarlyExpiryRate: 0.5, EarlyExpiry: time.Second}, nil),
+		emulatorScenario("KSeF sessions expiring 300 ms after they open (all of them)", n,
+			emulator.Faults{EarlyExpiryRate: 1, EarlyExpiry: 300 * time.Millisecond}, nil),
 		emulatorScenario("KSeF invoices stuck at 150 for 3 s (5%)", n, emulator.Faults{StuckRate: 0.05, StuckFor: 3 * time.Second}, nil),
 		emulatorScenario("all KSeF faults at once", n, emulator.Faults{TooManyRate: 0.01, ServerErrorRate: 0.05,
 			AmbiguousRate: 0.05, Jitter: 2 * time.Millisecond, SlowRate: 0.005, SlowDelay: 3 * time.Second,
@@ -355,8 +355,12 @@ func emulatorScenario(name string, n int, f emulator.Faults, env map[string]stri
 					parts = append(parts, fmt.Sprintf("%s×%d", k, st.Faults[k]))
 				}
 				// Slow calls are not counted by the emulator; the clients' timeouts are in the logs.
-				if n := strings.Count(c.logs(), "Client.Timeout exceeded"); n > 0 {
+				logs := c.logs()
+				if n := strings.Count(logs, "Client.Timeout exceeded"); n > 0 {
 					parts = append(parts, fmt.Sprintf("client timeouts×%d", n))
+				}
+				if n := strings.Count(logs, "KSeF ended the session"); n > 0 {
+					parts = append(parts, fmt.Sprintf("sends into an expired session×%d", n))
 				}
 				return strings.Join(parts, ", ")
 			}

@@ -79,7 +79,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	}
 	keys := &sessionKeys{priv: priv}
 	c := newCluster(t, clusterOptions{
-		emulator: emulator.Config{PrivateKey: priv, Faults: emulator.Faults{ServerErrorRate: 0.05, AmbiguousRate: 0.1, TooManyRate: 0.02}},
+		emulator: emulator.Config{PrivateKey: priv, Faults: emulator.Faults{ServerErrorRate: 0.05, AmbiguousRate: 0.2, TooManyRate: 0.02}},
 		env:      map[string]string{"KSEF_VISUALIZE_ACCEPTED": "true", "KSEF_LOG_LEVEL": "debug"},
 	})
 	c.ksef.setBefore(keys.observe)
