@@ -398,6 +398,9 @@ func renderTable(rows []row) string {
 	b.WriteString("| fault | invoices | accepted | rejected | lost | sent twice | injected | time |\n")
 	b.WriteString("|---|--:|--:|--:|--:|--:|---|--:|\n")
 	for _, r := range rows {
+		if r.injected == "" {
+			r.injected = "nothing"
+		}
 		fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %s | %.1f s |\n", r.fault, r.invoices, r.accepted, r.rejected,
 			r.lost, r.sentTwice, r.injected, r.elapsed.Seconds())
 	}
