@@ -281,6 +281,33 @@ func scenarios() []scenario {
 				return func() string { return fmt.Sprintf("%d SIGKILLs of the poller", c.kills(pipeline.Poller)) }
 			},
 		},
+		{
+			name: "SIGKILL sender and poller together at random moments", n: n, workers: sendPoller,
+			inject: func(t *testing.T, c *cluster, batch []*invoice) func() string {
+				// Moments (ms after the batch is published) drawn from the seed; whatever each
+				// worker is doing then is cut short.
+				at := killPoints(6, 4, 300, 4000)
+				done := make(chan struct{})
+				begin := time.Now()
+				go func() {
+					defer close(done)
+					ms := make([]int, 0, len(at))
+					for m := range at {
+						ms = append(ms, int(m))
+					}
+					slices.Sort(ms)
+					for _, m := range ms {
+						time.Sleep(time.Until(begin.Add(time.Duration(m) * time.Millisecond)))
+						c.killAndRestart(pipeline.Sender, 100*time.Millisecond)
+						c.killAndRestart(pipeline.Poller, 100*time.Millisecond)
+					}
+				}()
+				return func() string {
+					<-done
+					return fmt.Sprintf("%d SIGKILLs of the sender, %d of the poller", c.kills(pipeline.Sender), c.kills(pipeline.Poller))
+				}
+			},
+		},
 		downloaderScenario(n),
 		visualizerScenario(300),
 		{
