@@ -15,8 +15,12 @@ import (
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 )
 
-// baselineSeller is the context of the one-at-a-time baseline, apart from the pipeline's.
-var baselineSeller = NIP(900001)
+// baselineSeller is the context of the one-at-a-time baseline, apart from the pipeline's; its
+// invoices go to a buyer of their own, so the downloader's query sees only the pipeline's.
+var (
+	baselineSeller = NIP(900001)
+	baselineBuyer  = NIP(900002)
+)
 
 // Baseline is the obvious process measured against the same emulator: one invoice at a time.
 type Baseline struct {

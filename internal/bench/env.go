@@ -109,9 +109,15 @@ func (v *env) close() {
 	v.e.Close()
 }
 
-// environ is the settings as a process environment.
+// environ is the settings as a process environment; the Go runtime's GOGC, GOMEMLIMIT and
+// GODEBUG of the bench's own environment pass through, to try them on the workers.
 func (v *env) environ() []string {
 	out := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for _, k := range []string{"GOGC", "GOMEMLIMIT", "GODEBUG", "GOMAXPROCS"} {
+		if val, ok := os.LookupEnv(k); ok {
+			out = append(out, k+"="+val)
+		}
+	}
 	for k, val := range v.vars {
 		out = append(out, k+"="+val)
 	}

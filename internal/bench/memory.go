@@ -24,6 +24,8 @@ type Memory struct {
 	Worker  string
 	Job     string
 	PeakRSS int64 // bytes (VmHWM)
+	// Threads is the most OS threads the process had (sampled every 50 ms).
+	Threads int
 	Elapsed time.Duration
 	Problem string
 }
@@ -50,6 +52,7 @@ func (b *Bench) downloaderMemory(ctx context.Context, v *env, buyer string, want
 		return m
 	}
 	defer p.stop()
+	threads := sampleThreads(p.cmds[0].Process.Pid)
 	start := time.Now()
 	q := &events.QueryRequested{QueryID: "bench-download", SubjectType: events.SubjectBuyer,
 		From: events.At(start.Add(-2 * time.Hour)), To: events.At(start.Add(time.Hour))}
@@ -63,6 +66,7 @@ func (b *Bench) downloaderMemory(ctx context.Context, v *env, buyer string, want
 	err = tr.wait(wctx, func() bool { return tr.completed[q.QueryID] != nil || len(tr.deadLetters) > 0 }, p.alive)
 	m.Elapsed = time.Since(start)
 	m.PeakRSS, _ = peakRSS(p.cmds[0].Process.Pid)
+	m.Threads = threads.Stop()
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	done := tr.completed[q.QueryID]
@@ -128,11 +132,13 @@ func (b *Bench) senderMemory(ctx context.Context, partBytes int64) Memory {
 		m.Problem = err.Error()
 		return m
 	}
+	threads := sampleThreads(p.cmds[0].Process.Pid)
 	wctx, cancel := context.WithTimeout(ctx, b.o.Timeout)
 	defer cancel()
 	err = tr.wait(wctx, func() bool { return len(tr.sent)+len(tr.rejected) >= len(invoices) || len(tr.deadLetters) > 0 }, p.alive)
 	m.Elapsed = time.Since(start)
 	m.PeakRSS, _ = peakRSS(p.cmds[0].Process.Pid)
+	m.Threads = threads.Stop()
 	p.stop()
 	largest, parts := batchParts(filepath.Join(v.dir, "sender-1.log"))
 	m.Job = fmt.Sprintf("%d invoices, batch package of %d parts, largest part %.0f MB", len(invoices), parts, float64(largest)/1e6)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -119,6 +120,12 @@ func (p *procs) stop() {
 
 // peakRSS is a process's peak resident set size (VmHWM), in bytes.
 func peakRSS(pid int) (int64, error) {
+	v, err := procStatus(pid, "VmHWM")
+	return v << 10, err
+}
+
+// procStatus reads a number (kB for sizes) from /proc/<pid>/status.
+func procStatus(pid int, field string) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -126,12 +133,45 @@ func peakRSS(pid int) (int64, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			return kb << 10, err
+		if rest, ok := strings.CutPrefix(sc.Text(), field+":"); ok {
+			return strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 		}
 	}
-	return 0, errors.New("bench: no VmHWM in /proc/<pid>/status")
+	return 0, errors.New("bench: no " + field + " in /proc/<pid>/status")
+}
+
+// threadSampler records the most OS threads a process had (cgo calls each hold one).
+type threadSampler struct {
+	peak atomic.Int64
+	stop chan struct{}
+	done chan struct{}
+}
+
+func sampleThreads(pid int) *threadSampler {
+	t := &threadSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(t.done)
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if n, err := procStatus(pid, "Threads"); err == nil && n > t.peak.Load() {
+				t.peak.Store(n)
+			}
+			select {
+			case <-t.stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return t
+}
+
+// Stop ends the sampling and returns the peak.
+func (t *threadSampler) Stop() int {
+	close(t.stop)
+	<-t.done
+	return int(t.peak.Load())
 }
 
 // repoRoot is the directory holding go.mod, from dir upwards.

@@ -157,8 +157,8 @@ func (r *Report) WriteMarkdown(w io.Writer, chart string) error {
 	if len(r.Memory) > 0 {
 		p("## Memory: peak RSS of worker processes (VmHWM)")
 		p("")
-		p("| worker | job | elapsed | peak RSS | ≤ 64 MiB |")
-		p("|---|---|---:|---:|---|")
+		p("| worker | job | elapsed | peak RSS | peak OS threads | ≤ 64 MiB |")
+		p("|---|---|---:|---:|---:|---|")
 		for _, mm := range r.Memory {
 			ok := "yes"
 			if !mm.WithinBound() {
@@ -168,7 +168,7 @@ func (r *Report) WriteMarkdown(w io.Writer, chart string) error {
 			if mm.Problem != "" {
 				job += " — " + mm.Problem
 			}
-			p("| %s | %s | %s | %.1f MiB | %s |", mm.Worker, job, mm.Elapsed.Round(time.Millisecond), mib(mm.PeakRSS), ok)
+			p("| %s | %s | %s | %.1f MiB | %d | %s |", mm.Worker, job, mm.Elapsed.Round(time.Millisecond), mib(mm.PeakRSS), mm.Threads, ok)
 		}
 		p("")
 	}
