@@ -1,7 +1,7 @@
 // Command ksef-bench measures the pipeline against the in-process KSeF emulator and writes the
 // results (a Markdown table and a PNG chart) to a directory. See docs/benchmarks.md.
 //
-//	go run ./cmd/ksef-bench                 full run (about half an hour on 2 cores)
+//	go run ./cmd/ksef-bench                 full run (about 20 minutes on 2 cores)
 //	go run ./cmd/ksef-bench --quick         CI-sized run
 //	go run ./cmd/ksef-bench --only e2e --n 2000 --cpuprofile cpu.pprof
 package main
