@@ -150,7 +150,8 @@ func (s *minioServer) run(bin string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	url := "http://" + api + "/minio/health/live"
+	// Ready, not just live: a live MinIO may still answer "Server not initialized yet".
+	url := "http://" + api + "/minio/health/ready"
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if resp, err := http.DefaultClient.Do(req); err == nil {
@@ -164,7 +165,7 @@ func (s *minioServer) run(bin string) error {
 		case <-done:
 			return fmt.Errorf("testenv: MinIO exited: %s", out.String())
 		case <-ctx.Done():
-			return errors.New("testenv: MinIO not live after 60s: " + out.String())
+			return errors.New("testenv: MinIO not ready after 60s: " + out.String())
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
