@@ -650,12 +650,5 @@ func sleepCtx(ctx context.Context, d time.Duration, sleep func(context.Context, 
 	if sleep != nil {
 		return sleep(ctx, d)
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+	return ksef.Sleep(ctx, d)
 }

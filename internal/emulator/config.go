@@ -206,7 +206,7 @@ func (c *Config) setDefaults() {
 		c.Now = time.Now
 	}
 	if c.Sleep == nil {
-		c.Sleep = sleepCtx
+		c.Sleep = ksef.Sleep
 	}
 	l := &c.Limits
 	if l.Table == nil {
@@ -228,18 +228,4 @@ func (c *Config) setDefaults() {
 	def(&f.RetryAfter, time.Second)
 	def(&f.StuckFor, time.Hour)
 	def(&f.EarlyExpiry, time.Minute)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -60,16 +60,7 @@ func New(store Store, cfg Config) *Limiter {
 		cfg.Now = time.Now
 	}
 	if cfg.Sleep == nil {
-		cfg.Sleep = func(ctx context.Context, d time.Duration) error {
-			t := time.NewTimer(d)
-			defer t.Stop()
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-t.C:
-				return nil
-			}
-		}
+		cfg.Sleep = ksef.Sleep
 	}
 	return &Limiter{store: store, cfg: cfg}
 }

@@ -117,7 +117,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	c := &Client{
 		retry:    DefaultRetryPolicy(),
 		now:      time.Now,
-		sleep:    sleepCtx,
+		sleep:    Sleep,
 		jitter:   rand.Int64N,
 		httpDoer: &http.Client{Timeout: 2 * time.Minute},
 	}
@@ -143,7 +143,11 @@ func (c *Client) authorize(_ context.Context, req *http.Request) error {
 	return nil
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
+// Sleep waits d or until ctx ends (then it returns ctx's error); d <= 0 does not wait.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
