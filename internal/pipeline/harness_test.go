@@ -83,7 +83,6 @@ func start(t *testing.T, o options) *pipe {
 		VisualizeAccepted: true,
 		VisualizeFormat:   events.FormatPDF,
 		VisualizeLanguage: events.LangPL,
-		TempDir:           t.TempDir(),
 	}
 	if o.settings != nil {
 		o.settings(&s)

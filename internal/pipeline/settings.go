@@ -63,11 +63,10 @@ type Settings struct {
 	SessionCloseIdle time.Duration
 	// Batch configures the sender's batch sessions.
 	Batch sender.BatchConfig
-	// SendLease: how long a send\'s outcome may stay unknown (0: derived from the KSeF request
+	// SendLease: how long a send's outcome may stay unknown (0: derived from the KSeF request
 	// timeout and waits); see sender.Config.SendLease.
 	SendLease time.Duration
 	LogLevel  zerolog.Level
-	TempDir   string
 
 	VisualizeAccepted, VisualizeDownloaded bool
 	VisualizeFormat, VisualizeLanguage     string

@@ -104,7 +104,6 @@ func startStack(t *testing.T) *stack {
 		VisualizeAccepted: true,
 		VisualizeFormat:   events.FormatPDF,
 		VisualizeLanguage: events.LangPL,
-		TempDir:           t.TempDir(),
 	}
 	s.Batch.Disabled = true
 

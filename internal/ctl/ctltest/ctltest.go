@@ -86,13 +86,13 @@ func Start(ctx context.Context, dir string, log io.Writer) (*Pipeline, error) {
 		VisualizeAccepted: true,
 		VisualizeFormat:   events.FormatPDF,
 		VisualizeLanguage: events.LangPL,
-		TempDir:           filepath.Join(dir, "tmp"),
 	}
-	if err := os.MkdirAll(s.TempDir, 0o755); err != nil {
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return nil, err
 	}
 	em := &emulator.Config{ProcessingDelay: 50 * time.Millisecond, StorageDelay: 100 * time.Millisecond,
-		Limits: emulator.LimitConfig{Disabled: true}, TempDir: filepath.Join(dir, "tmp")}
+		Limits: emulator.LimitConfig{Disabled: true}, TempDir: tmp}
 	logger := zerolog.New(log).Level(zerolog.WarnLevel).With().Timestamp().Logger()
 	e, err := pipeline.StartEmbedded(ctx, pipeline.EmbeddedOptions{Dir: dir, Settings: s, Emulator: em, Log: logger})
 	if err != nil {
