@@ -2,6 +2,7 @@ package reliability
 
 import (
 	"fmt"
+	"github.com/nats-io/nats.go/jetstream"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -165,13 +166,21 @@ func (c *cluster) consumersIdle(timeout time.Duration, names ...string) {
 // caughtUp returns the events once the log has read everything the stream holds now.
 func (c *cluster) caughtUp() []natsx.Delivered {
 	c.t.Helper()
-	stream, err := c.js.Stream(c.t.Context(), natsx.StreamName(c.cfg.SubjectPrefix))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	info, err := stream.Info(c.t.Context())
-	if err != nil {
-		c.t.Fatal(err)
+	// Right after a NATS restart a JetStream API request can time out while the client
+	// reconnects: ask again for a while before giving up.
+	var info *jetstream.StreamInfo
+	var err error
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		var stream jetstream.Stream
+		if stream, err = c.js.Stream(c.t.Context(), natsx.StreamName(c.cfg.SubjectPrefix)); err == nil {
+			if info, err = stream.Info(c.t.Context()); err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatal(err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	last := info.State.LastSeq
 	evs, ok := c.events.await(20*time.Second, func(evs []natsx.Delivered) bool {
