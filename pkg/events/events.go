@@ -18,6 +18,8 @@ const (
 	TypeQueryRequested     = "query.requested"
 	TypeQueryCompleted     = "query.completed"
 	TypeDeadLettered       = "dead_lettered"
+	// TypeBatchQueued is the sender's own work queue, published on "batch.queued.<context_nip>".
+	TypeBatchQueued = "batch.queued"
 )
 
 // Types lists every event type in publication order of a typical flow.
@@ -26,7 +28,7 @@ func Types() []string {
 		TypeInvoiceSubmitted, TypeInvoiceSent, TypeInvoiceAccepted, TypeInvoiceRejected,
 		TypeInvoiceDownloaded, TypeVisualizeRequested, TypeInvoiceVisualized,
 		TypeSessionClosed, TypeSessionUpoStored, TypeQueryRequested, TypeQueryCompleted,
-		TypeDeadLettered,
+		TypeDeadLettered, TypeBatchQueued,
 	}
 }
 
@@ -314,6 +316,26 @@ type DeadLettered struct {
 	FirstFailedAt Time   `msgpack:"first_failed_at,omitempty"`
 }
 
+// BatchQueued is the sender's queue item for an invoice the context's online budget cannot carry:
+// the invoice is valid, stored, and waits for a batch package. It is published on
+// "batch.queued.<context_nip>" and read by the sender's batch assembler, so that a package can
+// gather up to 10,000 invoices without a handler waiting for each. The common fields carry the
+// submission's correlation id, invoice id and context. The XML never travels here.
+type BatchQueued struct {
+	Meta `msgpack:",inline"`
+	// Source identifies the submission (the event id of the ERP's invoice.submitted) and
+	// Resubmission the pipeline's resubmission count: an item whose invoice was submitted anew
+	// since is stale.
+	Source       string `msgpack:"source"`
+	Resubmission int    `msgpack:"resubmission,omitempty"`
+	// XML is the stored invoice, InvoiceHash its SHA-256 and InvoiceNumber its P_2.
+	XML           *ObjectRef `msgpack:"xml"`
+	InvoiceHash   string     `msgpack:"invoice_hash"`
+	InvoiceNumber string     `msgpack:"invoice_number"`
+	// Visualize carries the submission's request for a PDF.
+	Visualize bool `msgpack:"visualize,omitempty"`
+}
+
 func (*InvoiceSubmitted) EventType() string   { return TypeInvoiceSubmitted }
 func (*InvoiceSent) EventType() string        { return TypeInvoiceSent }
 func (*InvoiceAccepted) EventType() string    { return TypeInvoiceAccepted }
@@ -326,6 +348,7 @@ func (*SessionUpoStored) EventType() string   { return TypeSessionUpoStored }
 func (*QueryRequested) EventType() string     { return TypeQueryRequested }
 func (*QueryCompleted) EventType() string     { return TypeQueryCompleted }
 func (*DeadLettered) EventType() string       { return TypeDeadLettered }
+func (*BatchQueued) EventType() string        { return TypeBatchQueued }
 
 // newEvent returns an empty event of type t, or nil.
 func newEvent(t string) Event {
@@ -354,6 +377,8 @@ func newEvent(t string) Event {
 		return new(QueryCompleted)
 	case TypeDeadLettered:
 		return new(DeadLettered)
+	case TypeBatchQueued:
+		return new(BatchQueued)
 	}
 	return nil
 }

@@ -55,6 +55,8 @@ func samples() []Event {
 		&DeadLettered{Meta: meta("FV/1"), OriginalSubject: "acme.invoice.submitted", OriginalData: []byte{0xc1},
 			OriginalHeaders: map[string][]string{"Nats-Msg-Id": {"x"}}, OriginalMsgID: "x", OriginalSeq: 7,
 			Reason: "boom", ErrorKind: KindMaxDeliver, Deliveries: 5, Stage: "sender", FirstFailedAt: t0},
+		&BatchQueued{Meta: meta("FV/2026/03/1"), Source: "invoice.submitted:5265877635:FV/2026/03/1:9e7c1f0a4b2d3e11",
+			XML: ref("ksef-invoices", "a.xml"), InvoiceHash: xmlHash, InvoiceNumber: "FV/2026/03/1", Visualize: true},
 	}
 }
 
@@ -384,15 +386,18 @@ func TestSubjects(t *testing.T) {
 	}
 	s := Subjects{"acme"}
 	for _, e := range samples() {
-		if e, ok := e.(*DeadLettered); ok {
-			_ = e
+		want := "acme." + e.EventType()
+		switch e := e.(type) {
+		case *DeadLettered:
 			continue
+		case *BatchQueued:
+			want = "acme.batch.queued." + e.ContextNIP
 		}
-		if got, want := s.For(e), "acme."+e.EventType(); got != want {
+		if got := s.For(e); got != want {
 			t.Errorf("For(%T) = %s, want %s", e, got, want)
 		}
 	}
-	if got := s.Wildcards(); !reflect.DeepEqual(got, []string{"acme.invoice.>", "acme.session.>", "acme.query.>", "acme.dlq.>"}) {
+	if got := s.Wildcards(); !reflect.DeepEqual(got, []string{"acme.invoice.>", "acme.session.>", "acme.query.>", "acme.dlq.>", "acme.batch.>"}) {
 		t.Errorf("Wildcards = %v", got)
 	}
 	for _, p := range []string{"acme", "a.b", ""} {

@@ -26,6 +26,7 @@ import (
 //	query.requested     nip:query_id
 //	query.completed     nip:query_id
 //	dead_lettered       original_subject:<original msg id or stream sequence>
+//	batch.queued        nip:invoice_id:<16 hex of SHA-256 of source>[:r<resubmission>]
 //
 // The submitted key includes a digest of the source so that a corrected
 // invoice resubmitted under the same invoice_id is not mistaken for a
@@ -84,6 +85,15 @@ func (e *SessionClosed) key() string    { return join(e.ContextNIP, e.SessionID)
 func (e *SessionUpoStored) key() string { return join(e.ContextNIP, e.SessionID) }
 func (e *QueryRequested) key() string   { return join(e.ContextNIP, e.QueryID) }
 func (e *QueryCompleted) key() string   { return join(e.ContextNIP, e.QueryID) }
+
+func (e *BatchQueued) key() string {
+	h := sha256.Sum256([]byte(e.Source))
+	k := join(e.ContextNIP, e.InvoiceID, hex.EncodeToString(h[:8]))
+	if e.Resubmission > 0 {
+		k = join(k, "r"+strconv.Itoa(e.Resubmission))
+	}
+	return k
+}
 
 func (e *DeadLettered) key() string {
 	id := e.OriginalMsgID

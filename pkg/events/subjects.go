@@ -53,6 +53,12 @@ func (s Subjects) SessionUpoStored() string  { return s.Subject(TypeSessionUpoSt
 func (s Subjects) QueryRequested() string    { return s.Subject(TypeQueryRequested) }
 func (s Subjects) QueryCompleted() string    { return s.Subject(TypeQueryCompleted) }
 
+// BatchQueued is the subject of the batch queue items of one context: "batch.queued.<nip>".
+func (s Subjects) BatchQueued(nip string) string { return s.Subject(TypeBatchQueued + "." + nip) }
+
+// BatchQueuedAll matches the batch queue items of every context: "batch.queued.>".
+func (s Subjects) BatchQueuedAll() string { return s.Subject(TypeBatchQueued + ".>") }
+
 // DeadLetter returns the dead-letter subject for a message that arrived on
 // original (with or without the prefix): "<prefix>.dlq.<bare original>".
 func (s Subjects) DeadLetter(original string) string {
@@ -62,17 +68,21 @@ func (s Subjects) DeadLetter(original string) string {
 
 // For returns the subject e is published on.
 func (s Subjects) For(e Event) string {
-	if d, ok := e.(*DeadLettered); ok {
-		return s.DeadLetter(d.OriginalSubject)
+	switch e := e.(type) {
+	case *DeadLettered:
+		return s.DeadLetter(e.OriginalSubject)
+	case *BatchQueued:
+		return s.BatchQueued(e.ContextNIP)
 	}
 	return s.Subject(e.EventType())
 }
 
 // Wildcards returns the subjects a stream must capture to hold every event
-// and dead letter: invoice.>, session.>, query.>, dlq.> under the prefix.
+// and dead letter: invoice.>, session.>, query.>, dlq.> and the sender's batch.> under the
+// prefix.
 func (s Subjects) Wildcards() []string {
 	return []string{
 		s.Subject("invoice.>"), s.Subject("session.>"),
-		s.Subject("query.>"), s.Subject("dlq.>"),
+		s.Subject("query.>"), s.Subject("dlq.>"), s.Subject("batch.>"),
 	}
 }

@@ -297,6 +297,17 @@ func (e *SessionClosed) Validate() error {
 	)
 }
 
+func (e *BatchQueued) Validate() error {
+	return first(
+		e.Meta.validate(true, true),
+		checkID("source", e.Source),
+		checkCount("resubmission", e.Resubmission),
+		e.XML.validate("xml"),
+		checkHash("invoice_hash", e.InvoiceHash),
+		checkID("invoice_number", e.InvoiceNumber),
+	)
+}
+
 func (e *SessionUpoStored) Validate() error {
 	if err := first(
 		e.Meta.validate(false, true),
