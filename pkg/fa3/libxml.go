@@ -8,6 +8,7 @@ package fa3
 #include <libxml/parserInternals.h>
 #include <libxml/xmlerror.h>
 #include <libxml/xmlschemas.h>
+#include <libxml/xmlreader.h>
 #include <libxml/c14n.h>
 
 // fa3_err receives the first error of one operation. The error callbacks
@@ -87,50 +88,98 @@ static xmlDocPtr fa3_parse(const char *buf, int len, fa3_err *err) {
 
 enum { FA3_OK = 0, FA3_NOT_WELL_FORMED = 1, FA3_WRONG_ROOT = 2, FA3_INVALID = 3, FA3_INTERNAL = 4 };
 
-// fa3_check parses buf, checks that the root element is {ns}Faktura and, if
-// schema is not NULL, validates the document against it.
+// fa3_reader_errs keeps the first error of each kind met by a validating text reader, which
+// reports both through one handler.
+typedef struct {
+	fa3_err *parse;
+	fa3_err *schema;
+} fa3_reader_errs;
+
+static void fa3_reader_error(void *ctx, xmlErrorPtr e) {
+	fa3_reader_errs *r = (fa3_reader_errs *)ctx;
+	if (e != NULL && e->domain == XML_FROM_SCHEMASV) {
+		fa3_record(r->schema, e);
+	} else {
+		fa3_record(r->parse, e);
+	}
+}
+
+// fa3_check reads buf as a stream, checks that the root element is {ns}Faktura and, if schema is
+// not NULL, validates the document against it while reading. Streaming keeps libxml2's memory
+// small and flat: a document tree would cost about fifteen times the document.
+// The outcome does not depend on where the errors are: a well-formedness error anywhere wins
+// over a wrong root, which wins over a schema error (as when the whole document is parsed first).
 static int fa3_check(xmlSchemaPtr schema, const char *buf, int len, const char *ns, fa3_err *err) {
-	xmlDocPtr doc = fa3_parse(buf, len, err);
-	if (doc == NULL) {
+	xmlTextReaderPtr reader = xmlReaderForMemory(buf, len, NULL, NULL, fa3_parse_options);
+	if (reader == NULL) {
+		fa3_set(err, "cannot create parser context");
+		return FA3_INTERNAL;
+	}
+	fa3_err serr;
+	memset(&serr, 0, sizeof serr);
+	fa3_reader_errs errs = {err, &serr};
+	xmlTextReaderSetStructuredErrorHandler(reader, fa3_reader_error, &errs);
+	xmlSchemaValidCtxtPtr vctxt = NULL;
+	if (schema != NULL) {
+		vctxt = xmlSchemaNewValidCtxt(schema);
+		if (vctxt == NULL) {
+			xmlFreeTextReader(reader);
+			fa3_set(err, "cannot create schema validation context");
+			return FA3_INTERNAL;
+		}
+		if (xmlTextReaderSchemaValidateCtxt(reader, vctxt, 0) != 0) {
+			xmlSchemaFreeValidCtxt(vctxt);
+			xmlFreeTextReader(reader);
+			fa3_set(err, "cannot start schema validation");
+			return FA3_INTERNAL;
+		}
+	}
+	int rc, root = 0, wrong_root = 0, root_line = 0;
+	while ((rc = xmlTextReaderRead(reader)) == 1) {
+		if (root || xmlTextReaderNodeType(reader) != XML_READER_TYPE_ELEMENT) {
+			continue;
+		}
+		root = 1;
+		const xmlChar *rns = xmlTextReaderConstNamespaceUri(reader);
+		const xmlChar *name = xmlTextReaderConstLocalName(reader);
+		const char *rnss = rns != NULL ? (const char *)rns : "";
+		const char *names = name != NULL ? (const char *)name : "";
+		if (strcmp(rnss, ns) != 0 || strcmp(names, "Faktura") != 0) {
+			wrong_root = 1;
+			root_line = xmlTextReaderGetParserLineNumber(reader);
+			strncpy(err->root_ns, rnss, sizeof err->root_ns - 1);
+			strncpy(err->root_name, names, sizeof err->root_name - 1);
+		}
+	}
+	int valid = vctxt != NULL ? xmlTextReaderIsValid(reader) : 1;
+	xmlFreeTextReader(reader);
+	if (vctxt != NULL) {
+		xmlSchemaFreeValidCtxt(vctxt);
+	}
+	if (err->set || (rc < 0 && !serr.set)) {
+		fa3_set(err, "document is not well-formed");
 		return FA3_NOT_WELL_FORMED;
 	}
-	xmlNodePtr root = xmlDocGetRootElement(doc);
-	if (root == NULL) {
-		xmlFreeDoc(doc);
+	if (!root) {
 		fa3_set(err, "document has no root element");
 		return FA3_NOT_WELL_FORMED;
 	}
-	const char *rns = (root->ns != NULL && root->ns->href != NULL) ? (const char *)root->ns->href : "";
-	if (strcmp(rns, ns) != 0 || strcmp((const char *)root->name, "Faktura") != 0) {
-		strncpy(err->root_ns, rns, sizeof err->root_ns - 1);
-		strncpy(err->root_name, (const char *)root->name, sizeof err->root_name - 1);
-		err->line = xmlGetLineNo(root);
-		xmlFreeDoc(doc);
+	if (wrong_root) {
+		err->line = root_line;
 		return FA3_WRONG_ROOT;
 	}
-	if (schema == NULL) {
-		xmlFreeDoc(doc);
-		return FA3_OK;
-	}
-	xmlSchemaValidCtxtPtr vctxt = xmlSchemaNewValidCtxt(schema);
-	if (vctxt == NULL) {
-		xmlFreeDoc(doc);
-		fa3_set(err, "cannot create schema validation context");
-		return FA3_INTERNAL;
-	}
-	xmlSchemaSetValidStructuredErrors(vctxt, fa3_schema_error, err);
-	int rc = xmlSchemaValidateDoc(vctxt, doc);
-	xmlSchemaFreeValidCtxt(vctxt);
-	xmlFreeDoc(doc);
-	if (rc == 0) {
-		return FA3_OK;
-	}
-	if (rc > 0) {
+	if (serr.set || valid == 0) {
+		if (serr.set) {
+			*err = serr;
+		}
 		fa3_set(err, "document is not valid against the FA(3) schema");
 		return FA3_INVALID;
 	}
-	fa3_set(err, "schema validation failed internally");
-	return FA3_INTERNAL;
+	if (valid < 0) {
+		fa3_set(err, "schema validation failed internally");
+		return FA3_INTERNAL;
+	}
+	return FA3_OK;
 }
 
 // fa3_load_schema compiles the schema held in buf.
@@ -171,10 +220,15 @@ static void fa3_free(void *p) {
 import "C"
 
 import (
+	"bytes"
+	"regexp"
 	"strings"
 	"sync"
 	"unsafe"
 )
+
+// versionDecl matches the version pseudo-attribute of the XML declaration.
+var versionDecl = regexp.MustCompile(`^\s*<\?xml\s+version\s*=\s*["']([^"']*)["']`)
 
 // initOnce runs xmlInitParser once, before any concurrent use of libxml2, as
 // its documentation requires for multi-threaded programs.
@@ -195,6 +249,10 @@ func bytesPtr(data []byte) *C.char { return (*C.char)(unsafe.Pointer(&data[0])) 
 // xmlCheck parses data with libxml2, checks the root element and, with a
 // non-nil schema, validates. data must have passed precheck.
 func xmlCheck(schema *C.xmlSchema, data []byte) *ValidationError {
+	if m := versionDecl.FindSubmatch(bytes.TrimPrefix(data, utf8BOM)); m != nil && string(m[1]) != "1.0" {
+		// encoding/xml refuses them too; libxml2's streaming validator only half supports them.
+		return verr(KindNotWellFormed, 1, "unsupported XML version %q: FA(3) documents are XML 1.0", m[1])
+	}
 	initLibxml()
 	var e C.fa3_err
 	ns := C.CString(Namespace)
