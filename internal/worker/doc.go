@@ -12,6 +12,11 @@
 //	DeadLetter(kind, err)    dead letter, Term         cleared
 //	panic                    as an error (kind "panic" when it spends the budget)
 //	undecodable message      dead letter (malformed, unknown_version, invalid), Term
+//	m.Hold(), then nil       held: InProgress heartbeats until settle(err), then as above for err
+//
+// A held message frees its handler's slot: a batch assembler can keep thousands of messages
+// unacknowledged, each acked only once its package is sent, without a goroutine each (see
+// Message.Hold; the consumer's MaxAckPending must allow them).
 //
 // A dead letter is an events.DeadLettered published on
 // <prefix>.dlq.<original subject>, carrying the original body, headers,
@@ -38,5 +43,7 @@
 //
 // When Run's context is cancelled it stops pulling, hands back a message
 // fetched but not started, waits for running handlers (whose context stays
-// alive for DrainTimeout), settles them, and returns.
+// alive for DrainTimeout) and held messages (within the same DrainTimeout;
+// those still held then are handed back for redelivery), settles them, and
+// returns.
 package worker

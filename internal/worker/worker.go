@@ -43,6 +43,8 @@ type Message struct {
 	// InProgress tells JetStream the message is still being worked on,
 	// resetting its AckWait. The Heartbeat middleware calls it.
 	InProgress func() error
+
+	hold *hold // see Hold
 }
 
 // Outcome is what became of a message.
@@ -79,7 +81,7 @@ type Config struct {
 	// default ExponentialBackoff(time.Second, 5*time.Minute).
 	Backoff func(failures int) time.Duration
 	// MaxAckPending bounds unacknowledged messages of the consumer across
-	// all instances, snoozed ones included (default 10000).
+	// all instances, snoozed and held ones included (default 10000).
 	MaxAckPending int
 	// DrainTimeout is how long in-flight handlers may run on after ctx is
 	// cancelled before their context is cancelled too (default AckWait).
@@ -178,6 +180,7 @@ type runner struct {
 	pub     *natsx.Publisher
 	handler Handler
 	log     zerolog.Logger
+	held    holds
 }
 
 // Run consumes cfg.Subjects with handler until ctx is cancelled, then
@@ -240,6 +243,9 @@ func (r *runner) loop(ctx context.Context, cons jetstream.Consumer) error {
 	defer hcancel()
 
 	slots := make(chan struct{}, r.cfg.Concurrency)
+	beats := make(chan struct{})
+	defer close(beats)
+	go r.held.heartbeats(r.cfg.AckWait/3, beats)
 	var wg sync.WaitGroup
 	var runErr error
 	r.log.Info().Strs("subjects", r.cfg.Subjects).Int("concurrency", r.cfg.Concurrency).Msg("worker started")
@@ -285,13 +291,17 @@ pull:
 		wg.Wait()
 		close(done)
 	}()
+	deadline := time.After(r.cfg.DrainTimeout)
 	select {
 	case <-done:
-	case <-time.After(r.cfg.DrainTimeout):
+	case <-deadline:
 		r.log.Warn().Dur("drain_timeout", r.cfg.DrainTimeout).Msg("handlers still running; cancelling them")
 		hcancel()
 		<-done
+		deadline = time.After(0)
 	}
+	// Held messages get what is left of the drain to be settled by the work they wait for.
+	r.held.drain(deadline, r.log)
 	r.log.Info().Msg("worker stopped")
 	return runErr
 }
@@ -337,6 +347,8 @@ func (r *runner) process(ctx context.Context, msg jetstream.Msg) {
 		CorrelationID: msg.Headers().Get(natsx.HeaderCorrelationID),
 		InProgress:    msg.InProgress,
 	}
+	h := &hold{r: r, msg: msg, m: m, start: start}
+	m.hold = h
 	if md, err := msg.Metadata(); err == nil {
 		m.Deliveries, m.Seq = int(md.NumDelivered), md.Sequence.Stream
 	}
@@ -351,12 +363,9 @@ func (r *runner) process(ctx context.Context, msg jetstream.Msg) {
 	if m.CorrelationID != "" && msg.Headers().Get(natsx.HeaderCorrelationID) == "" {
 		log = log.With().Str("correlation_id", m.CorrelationID).Logger()
 	}
-	// Settling must finish even while the worker drains.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	o := r.settle(log.WithContext(sctx), msg, m, err)
-	if r.cfg.OnSettled != nil {
-		r.cfg.OnSettled(m, o, err, time.Since(start))
+	h.log = log
+	if now, err := h.afterHandler(err); now {
+		r.finish(h, err)
 	}
 }
 
