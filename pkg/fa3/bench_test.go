@@ -106,3 +106,42 @@ func BenchmarkCanonical(b *testing.B) {
 		}
 	}
 }
+
+// The 0.9 MB variants measure an invoice close to the 1 MB KSeF limit, where
+// the garbage per validation matters for the sender's memory bound.
+
+func BenchmarkValidateBig(b *testing.B) {
+	v := newXSDValidator(b)
+	data := bigInvoice(b, 900<<10)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := v.Validate(context.Background(), data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseBig(b *testing.B) {
+	data := bigInvoice(b, 900<<10)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkCheckSemanticsBig(b *testing.B) {
+	inv, err := Parse(bigInvoice(b, 900<<10))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := CheckSemantics(inv); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

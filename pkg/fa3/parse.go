@@ -57,9 +57,19 @@ func Parse(data []byte) (*Invoice, error) {
 	return decode(data)
 }
 
-// decode parses data (already prechecked) with encoding/xml, which expands
-// no entities beyond the five predefined ones.
+// decode parses data (already prechecked) into the model: with fastDecode
+// when it can, else with decodeStd, which gives the same model and reports
+// the errors.
 func decode(data []byte) (*Invoice, error) {
+	if inv, ok := fastDecode(data); ok {
+		return inv, nil
+	}
+	return decodeStd(data)
+}
+
+// decodeStd parses data (already prechecked) with encoding/xml, which expands
+// no entities beyond the five predefined ones.
+func decodeStd(data []byte) (*Invoice, error) {
 	// encoding/xml does not skip a UTF-8 byte order mark; libxml2 does.
 	data = bytes.TrimPrefix(data, utf8BOM)
 	d := xml.NewDecoder(bytes.NewReader(data))
