@@ -97,7 +97,9 @@ func TestFastDecodeMatchesEncodingXMLOnSamples(t *testing.T) {
 // (false: it must leave it to encoding/xml).
 func TestFastDecodeMatchesEncodingXMLOnEdges(t *testing.T) {
 	const ns = `xmlns="` + Namespace + `"`
-	doc := func(body string) string { return `<?xml version="1.0" encoding="UTF-8"?>` + "\n<Faktura " + ns + ">" + body + "</Faktura>\n" }
+	doc := func(body string) string {
+		return `<?xml version="1.0" encoding="UTF-8"?>` + "\n<Faktura " + ns + ">" + body + "</Faktura>\n"
+	}
 	tests := []struct {
 		name string
 		in   string
