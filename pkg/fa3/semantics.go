@@ -1,8 +1,7 @@
 package fa3
 
 import (
-	"fmt"
-	"math/big"
+	"strconv"
 	"time"
 )
 
@@ -36,19 +35,42 @@ func (s *semanticErr) add(format string, args ...any) {
 	}
 }
 
-func (s *semanticErr) decimal(name, v string) *big.Rat {
-	if v == "" {
-		return nil
-	}
-	r, err := parseDecimal(v)
-	if err != nil {
-		s.add("%s: %v", name, err)
-		return nil
-	}
-	return r
+// fieldName names a field in messages, built only when a message needs it:
+// prefix[i]/leaf, prefix[i] without a leaf, or prefix alone when i is 0.
+type fieldName struct {
+	prefix string
+	i      int
+	leaf   string
 }
 
-func (s *semanticErr) date(name, v string) (time.Time, bool) {
+func named(name string) fieldName { return fieldName{prefix: name} }
+
+func (f fieldName) String() string {
+	if f.i == 0 {
+		return f.prefix
+	}
+	s := f.prefix + "[" + strconv.Itoa(f.i) + "]"
+	if f.leaf != "" {
+		s += "/" + f.leaf
+	}
+	return s
+}
+
+// decimal parses the decimal v; ok is false when v is empty or malformed
+// (which is recorded).
+func (s *semanticErr) decimal(name fieldName, v string) (n num, ok bool) {
+	if v == "" {
+		return num{}, false
+	}
+	n, err := parseNum(v)
+	if err != nil {
+		s.add("%s: %v", name, err)
+		return num{}, false
+	}
+	return n, true
+}
+
+func (s *semanticErr) date(name fieldName, v string) (time.Time, bool) {
 	if v == "" {
 		return time.Time{}, false
 	}
@@ -105,34 +127,34 @@ func CheckSemantics(inv *Invoice) error {
 	if !ok {
 		s.add("DataWytworzeniaFa: %q is not a valid date and time", inv.Naglowek.DataWytworzeniaFa)
 	}
-	issued, issuedOK := s.date("P_1", f.P_1)
+	issued, issuedOK := s.date(named("P_1"), f.P_1)
 	if f.P_1 == "" {
 		s.add("P_1 (issue date) is missing")
 	}
-	s.date("P_6", f.P_6)
+	s.date(named("P_6"), f.P_6)
 	if f.OkresFa != nil {
-		from, ok1 := s.date("P_6_Od", f.OkresFa.P_6_Od)
-		to, ok2 := s.date("P_6_Do", f.OkresFa.P_6_Do)
+		from, ok1 := s.date(named("P_6_Od"), f.OkresFa.P_6_Od)
+		to, ok2 := s.date(named("P_6_Do"), f.OkresFa.P_6_Do)
 		if ok1 && ok2 && to.Before(from) {
 			s.add("OkresFa: P_6_Do %s is before P_6_Od %s", f.OkresFa.P_6_Do, f.OkresFa.P_6_Od)
 		}
 	}
 	for i, k := range f.DaneFaKorygowanej {
-		d, ok := s.date(fmt.Sprintf("DaneFaKorygowanej[%d]/DataWystFaKorygowanej", i+1), k.DataWystFaKorygowanej)
+		d, ok := s.date(fieldName{"DaneFaKorygowanej", i + 1, "DataWystFaKorygowanej"}, k.DataWystFaKorygowanej)
 		if ok && issuedOK && d.After(issued) {
 			s.add("DaneFaKorygowanej[%d]: corrected invoice dated %s, after the correction's issue date %s", i+1, k.DataWystFaKorygowanej, f.P_1)
 		}
 	}
 	for i, w := range f.FaWiersz {
-		s.date(fmt.Sprintf("FaWiersz[%d]/P_6A", i+1), w.P_6A)
+		s.date(fieldName{"FaWiersz", i + 1, "P_6A"}, w.P_6A)
 	}
 	if p := f.Platnosc; p != nil {
-		s.date("Platnosc/DataZaplaty", p.DataZaplaty)
+		s.date(named("Platnosc/DataZaplaty"), p.DataZaplaty)
 		for i, t := range p.TerminPlatnosci {
-			s.date(fmt.Sprintf("Platnosc/TerminPlatnosci[%d]/Termin", i+1), t.Termin)
+			s.date(fieldName{"Platnosc/TerminPlatnosci", i + 1, "Termin"}, t.Termin)
 		}
 		for i, z := range p.ZaplataCzesciowa {
-			s.date(fmt.Sprintf("Platnosc/ZaplataCzesciowa[%d]/DataZaplatyCzesciowej", i+1), z.DataZaplatyCzesciowej)
+			s.date(fieldName{"Platnosc/ZaplataCzesciowa", i + 1, "DataZaplatyCzesciowej"}, z.DataZaplatyCzesciowej)
 		}
 	}
 
@@ -142,18 +164,18 @@ func CheckSemantics(inv *Invoice) error {
 	}
 
 	// Totals.
-	total := s.decimal("P_15", f.P_15)
-	sum, present := new(big.Rat), false
+	total, hasTotal := s.decimal(named("P_15"), f.P_15)
+	sum, present := num{}, false
 	for _, a := range f.amountFields() {
-		if v := s.decimal(a.name, a.value); v != nil {
-			sum.Add(sum, v)
+		if v, ok := s.decimal(named(a.name), a.value); ok {
+			sum = sum.add(v)
 			present = true
 		}
 	}
-	if total != nil && present && absDiff(total, sum).Cmp(hundredth) > 0 {
-		s.add("P_15 %s does not equal the sum of the net and VAT totals %s", f.P_15, formatDecimal(sum, 2, 2))
+	if hasTotal && present && !within(total, sum, hundredths(1)) {
+		s.add("P_15 %s does not equal the sum of the net and VAT totals %s", f.P_15, formatDecimal(sum.rat(), 2, 2))
 	}
-	lineTol := new(big.Rat).Mul(hundredth, big.NewRat(int64(max(1, len(f.FaWiersz))), 1))
+	lineTol := hundredths(int64(max(1, len(f.FaWiersz))))
 	for _, g := range []struct {
 		net, vat, netName, vatName string
 		rates                      []int64
@@ -162,14 +184,14 @@ func CheckSemantics(inv *Invoice) error {
 		{f.P_13_2, f.P_14_2, "P_13_2", "P_14_2", []int64{8, 7}},
 		{f.P_13_3, f.P_14_3, "P_13_3", "P_14_3", []int64{5}},
 	} {
-		net, vat := s.decimal(g.netName, g.net), s.decimal(g.vatName, g.vat)
-		if net == nil || vat == nil {
+		net, okNet := s.decimal(named(g.netName), g.net)
+		vat, okVat := s.decimal(named(g.vatName), g.vat)
+		if !okNet || !okVat {
 			continue
 		}
 		match := false
 		for _, r := range g.rates {
-			want := new(big.Rat).Mul(net, big.NewRat(r, 100))
-			if absDiff(want, vat).Cmp(lineTol) <= 0 {
+			if within(net.mul(hundredths(r)), vat, lineTol) {
 				match = true
 				break
 			}
@@ -189,15 +211,23 @@ func CheckSemantics(inv *Invoice) error {
 	// Lines.
 	seen := make(map[string]bool, len(f.FaWiersz))
 	for i, w := range f.FaWiersz {
-		name := fmt.Sprintf("FaWiersz[%d]", i+1)
+		name := fieldName{"FaWiersz", i + 1, ""}
 		if seen[w.NrWierszaFa] {
 			s.add("%s: duplicate NrWierszaFa %s", name, w.NrWierszaFa)
 		}
 		seen[w.NrWierszaFa] = true
-		qty := s.decimal(name+"/P_8B", w.P_8B)
-		discount := s.decimal(name+"/P_10", w.P_10)
-		checkLine(&s, name, qty, s.decimal(name+"/P_9A", w.P_9A), discount, s.decimal(name+"/P_11", w.P_11), "P_9A", "P_11")
-		checkLine(&s, name, qty, s.decimal(name+"/P_9B", w.P_9B), discount, s.decimal(name+"/P_11A", w.P_11A), "P_9B", "P_11A")
+		qty, hasQty := s.decimal(fieldName{"FaWiersz", i + 1, "P_8B"}, w.P_8B)
+		discount, hasDiscount := s.decimal(fieldName{"FaWiersz", i + 1, "P_10"}, w.P_10)
+		for _, p := range [...]struct{ price, value, priceName, valueName string }{
+			{w.P_9A, w.P_11, "P_9A", "P_11"},
+			{w.P_9B, w.P_11A, "P_9B", "P_11A"},
+		} {
+			price, hasPrice := s.decimal(fieldName{"FaWiersz", i + 1, p.priceName}, p.price)
+			value, hasValue := s.decimal(fieldName{"FaWiersz", i + 1, p.valueName}, p.value)
+			if hasQty && hasPrice && hasValue {
+				checkLine(&s, name, qty, price, value, discount, hasDiscount, p.priceName, p.valueName)
+			}
+		}
 	}
 
 	// Settlement.
@@ -207,14 +237,14 @@ func CheckSemantics(inv *Invoice) error {
 	}
 
 	// Shares of additional buyers.
-	shares := new(big.Rat)
+	shares := num{}
 	for i, p := range inv.Podmiot3 {
-		if v := s.decimal(fmt.Sprintf("Podmiot3[%d]/Udzial", i+1), p.Udzial); v != nil {
-			shares.Add(shares, v)
+		if v, ok := s.decimal(fieldName{"Podmiot3", i + 1, "Udzial"}, p.Udzial); ok {
+			shares = shares.add(v)
 		}
 	}
-	if shares.Cmp(big.NewRat(100, 1)) > 0 {
-		s.add("Podmiot3: shares (Udzial) add up to %s%%, more than 100%%", formatDecimal(shares, 6, 0))
+	if shares.cmp(fixed(100, 0)) > 0 {
+		s.add("Podmiot3: shares (Udzial) add up to %s%%, more than 100%%", formatDecimal(shares.rat(), 6, 0))
 	}
 
 	if s.err != nil {
@@ -224,37 +254,35 @@ func CheckSemantics(inv *Invoice) error {
 }
 
 // checkLine checks value against qty × price − discount (see CheckSemantics).
-func checkLine(s *semanticErr, name string, qty, price, discount, value *big.Rat, priceName, valueName string) {
-	if qty == nil || price == nil || value == nil {
-		return
-	}
-	gross := new(big.Rat).Mul(qty, price)
-	if discount != nil {
-		want := new(big.Rat).Sub(gross, discount)
-		if absDiff(want, value).Cmp(hundredth) > 0 {
-			s.add("%s: %s %s does not equal P_8B × %s − P_10 = %s", name, valueName, formatDecimal(value, 2, 2), priceName, formatDecimal(want, 2, 2))
+func checkLine(s *semanticErr, name fieldName, qty, price, value, discount num, hasDiscount bool, priceName, valueName string) {
+	gross := qty.mul(price)
+	if hasDiscount {
+		want := gross.sub(discount)
+		if !within(want, value, hundredths(1)) {
+			s.add("%s: %s %s does not equal P_8B × %s − P_10 = %s", name, valueName, formatDecimal(value.rat(), 2, 2), priceName, formatDecimal(want.rat(), 2, 2))
 		}
 		return
 	}
-	limit := new(big.Rat).Abs(gross)
-	limit.Add(limit, hundredth)
-	if new(big.Rat).Abs(value).Cmp(limit) > 0 {
-		s.add("%s: %s %s exceeds P_8B × %s = %s", name, valueName, formatDecimal(value, 2, 2), priceName, formatDecimal(gross, 2, 2))
+	if value.abs().cmp(gross.abs().add(hundredths(1))) > 0 {
+		s.add("%s: %s %s exceeds P_8B × %s = %s", name, valueName, formatDecimal(value.rat(), 2, 2), priceName, formatDecimal(gross.rat(), 2, 2))
 	}
 }
 
+// hundredths returns n/100.
+func hundredths(n int64) num { return fixed(n, 2) }
+
 func checkSum(s *semanticErr, name, total string, items []KwotaPowod) {
-	want := s.decimal(name, total)
-	if want == nil {
+	want, ok := s.decimal(named(name), total)
+	if !ok {
 		return
 	}
-	sum := new(big.Rat)
+	sum := num{}
 	for i, it := range items {
-		if v := s.decimal(fmt.Sprintf("%s item %d", name, i+1), it.Kwota); v != nil {
-			sum.Add(sum, v)
+		if v, ok := s.decimal(named(name+" item "+strconv.Itoa(i+1)), it.Kwota); ok {
+			sum = sum.add(v)
 		}
 	}
-	if absDiff(want, sum).Cmp(hundredth) > 0 {
-		s.add("%s %s does not equal the sum of its items %s", name, total, formatDecimal(sum, 2, 2))
+	if !within(want, sum, hundredths(1)) {
+		s.add("%s %s does not equal the sum of its items %s", name, total, formatDecimal(sum.rat(), 2, 2))
 	}
 }
