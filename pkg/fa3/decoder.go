@@ -152,10 +152,7 @@ func (p *parser) field(f modelField, fv reflect.Value, name []byte, empty bool) 
 		return ok
 	case kindStrings:
 		s, ok := p.leaf(name, empty)
-		n := fv.Len()
-		fv.Grow(1)
-		fv.SetLen(n + 1)
-		fv.Index(n).SetString(s)
+		p.appendZero(fv, name).SetString(s)
 		return ok
 	case kindStruct:
 		return p.structElement(f.elem, fv, name, empty)
@@ -165,11 +162,29 @@ func (p *parser) field(f modelField, fv reflect.Value, name []byte, empty bool) 
 		}
 		return p.structElement(f.elem, fv.Elem(), name, empty)
 	default: // kindSlice
-		n := fv.Len()
-		fv.Grow(1)
-		fv.SetLen(n + 1)
-		return p.structElement(f.elem, fv.Index(n), name, empty)
+		return p.structElement(f.elem, p.appendZero(fv, name), name, empty)
 	}
+}
+
+// appendZero appends a zero element to the slice s, filled from elements
+// called name, and returns it. When s is full it doubles it; once it holds
+// 16 it makes room for all the name elements left in the document, which
+// one fast scan counts: append's growth by 1.25 for large slices would
+// allocate about five times the final size for thousands of lines. The
+// count is only a capacity hint; the doubling bounds the number of scans.
+func (p *parser) appendZero(s reflect.Value, name []byte) reflect.Value {
+	n := s.Len()
+	if n == s.Cap() {
+		c := max(1, 2*n)
+		if n >= 16 {
+			c = max(c, n+1+bytes.Count(p.b[p.i:], append([]byte{'<'}, name...)))
+		}
+		grown := reflect.MakeSlice(s.Type(), n, c)
+		reflect.Copy(grown, s)
+		s.Set(grown)
+	}
+	s.SetLen(n + 1)
+	return s.Index(n)
 }
 
 // content reads the content of the element name up to and including its end

@@ -1,8 +1,10 @@
 package fa3
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef/ksefapi"
@@ -124,6 +126,7 @@ func TestFastDecodeMatchesEncodingXMLOnEdges(t *testing.T) {
 		{"repeated struct merges", doc(`<Naglowek><SystemInfo>a</SystemInfo></Naglowek><Naglowek><WariantFormularza>3</WariantFormularza></Naglowek>`), true},
 		{"repeated pointer struct merges", doc(`<Fa><Platnosc><Zaplacono>1</Zaplacono></Platnosc><Platnosc><DataZaplaty>2026-01-01</DataZaplaty></Platnosc></Fa>`), true},
 		{"slices", doc(`<Fa><WZ>a</WZ><WZ/><WZ>c</WZ><FaWiersz><NrWierszaFa>1</NrWierszaFa></FaWiersz><FaWiersz/></Fa>`), true},
+		{"long lists with mixed prefixes", doc("<Fa>" + strings.Repeat("<WZ>a</WZ><p:WZ>b</p:WZ><FaWiersz/>", 40) + "</Fa>"), true},
 		{"empty pointer struct", doc(`<Stopka/><Zalacznik></Zalacznik>`), true},
 		{"attributes and chardata", doc(`<Naglowek><KodFormularza kodSystemowy="FA (3)" wersjaSchemy='1-0E'>FA</KodFormularza></Naglowek>`), true},
 		{"attribute references and line ends", doc("<Naglowek><KodFormularza kodSystemowy=\"a&amp;b&#x20;\r\n\tc]]>\" p:wersjaSchemy = 'x\"' >F<!---->A<x>no</x><![CDATA[!]]></KodFormularza></Naglowek>"), true},
@@ -250,4 +253,25 @@ func TestModelInfoCoversTheModel(t *testing.T) {
 	if !seen[reflect.TypeFor[Wiersz]()] || !seen[reflect.TypeFor[KodFormularza]()] {
 		t.Errorf("the walk missed model types: reached %d", len(seen))
 	}
+}
+
+// declarationRef is how precheck found declarations before declaration.
+func declarationRef(data []byte) int {
+	for _, decl := range [][]byte{[]byte("<!DOCTYPE"), []byte("<!ENTITY")} {
+		if i := bytes.Index(data, decl); i >= 0 {
+			return i
+		}
+	}
+	return -1
+}
+
+func FuzzDeclaration(f *testing.F) {
+	for _, s := range []string{"", "!", "<!", "<!DOCTYPE", "x<!ENTITY a<!DOCTYPE", "<!ENTITY<!DOCTYPE", "!<!-- --><!ENTITY", "<!DOCTYP", "<<!!DOCTYPE", "a!b<!ENTIT<!ENTITY"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if got, want := declaration(data), declarationRef(data); got != want {
+			t.Fatalf("declaration(%q) = %d, want %d", data, got, want)
+		}
+	})
 }

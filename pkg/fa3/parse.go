@@ -33,12 +33,34 @@ func precheck(data []byte) *ValidationError {
 			return verr(KindNotWellFormed, 1, "unsupported encoding %q: FA(3) documents must be UTF-8", m[1])
 		}
 	}
-	for _, decl := range [][]byte{[]byte("<!DOCTYPE"), []byte("<!ENTITY")} {
-		if i := bytes.Index(data, decl); i >= 0 {
-			return verr(KindDTD, lineAt(data, i), "document type declarations are not allowed")
-		}
+	if i := declaration(data); i >= 0 {
+		return verr(KindDTD, lineAt(data, i), "document type declarations are not allowed")
 	}
 	return nil
+}
+
+// declaration returns the offset of the first "<!DOCTYPE", else of the
+// first "<!ENTITY", else -1. It looks for '!', which is rare in invoices,
+// rather than '<', which starts every tag.
+func declaration(data []byte) int {
+	entity := -1
+	for i := 1; i < len(data); i++ {
+		j := bytes.IndexByte(data[i:], '!')
+		if j < 0 {
+			break
+		}
+		i += j
+		if data[i-1] != '<' {
+			continue
+		}
+		if bytes.HasPrefix(data[i+1:], []byte("DOCTYPE")) {
+			return i - 1
+		}
+		if entity < 0 && bytes.HasPrefix(data[i+1:], []byte("ENTITY")) {
+			entity = i - 1
+		}
+	}
+	return entity
 }
 
 // lineAt returns the 1-based line of byte offset off.
