@@ -193,7 +193,7 @@ func (p *parser) appendZero(s reflect.Value, name []byte) reflect.Value {
 func (p *parser) content(name []byte, mi *modelInfo, v reflect.Value, text *textAcc) bool {
 	for {
 		start := p.i
-		plain, ok := p.text()
+		plain, ok := p.text(-1)
 		if !ok || p.i+1 >= len(p.b) {
 			return false
 		}
@@ -238,7 +238,7 @@ func (p *parser) content(name []byte, mi *modelInfo, v reflect.Value, text *text
 func (p *parser) skip(name []byte) bool {
 	p.stack = append(p.stack[:0], name)
 	for len(p.stack) > 0 {
-		if _, ok := p.text(); !ok || p.i+1 >= len(p.b) {
+		if _, ok := p.text(-1); !ok || p.i+1 >= len(p.b) {
 			return false
 		}
 		switch p.b[p.i+1] {
@@ -306,7 +306,7 @@ func (p *parser) startTag() (name []byte, empty, ok bool) {
 		}
 		p.i++
 		a := attr{name: an, start: p.i}
-		if a.plain, ok = p.attrText(p.b[a.start-1]); !ok {
+		if a.plain, ok = p.text(int(p.b[a.start-1])); !ok {
 			return nil, false, false
 		}
 		a.end = p.i
@@ -455,23 +455,30 @@ func (p *parser) commentOrCDATA(text *textAcc) bool {
 	return true
 }
 
-// text checks character data from p.i up to the next '<' or the end of the
-// input and leaves p.i there. plain reports that the raw bytes are the
-// text (no references, no carriage returns).
-func (p *parser) text() (plain, ok bool) {
+// text checks character data from p.i up to the next '<' (quote < 0) or
+// up to the quote that ends an attribute value, and leaves p.i there.
+// plain reports that the raw bytes are the text (no references, no
+// carriage returns).
+func (p *parser) text(quote int) (plain, ok bool) {
 	b := p.b
 	start, i := p.i, p.i
 	plain = true
 	for i < len(b) {
 		c := b[i]
 		switch {
-		case c == '<':
+		case c >= 0x20 && c < utf8.RuneSelf && c != '<' && c != '&' && c != '>' && int(c) != quote || c == '\n' || c == '\t':
+			i++
+		case int(c) == quote:
 			p.i = i
 			return plain, true
-		case c >= 0x20 && c < utf8.RuneSelf && c != '&' && c != '>' || c == '\n' || c == '\t':
-			i++
+		case c == '<':
+			if quote >= 0 {
+				return false, false
+			}
+			p.i = i
+			return plain, true
 		case c == '>':
-			if i-start >= 2 && b[i-1] == ']' && b[i-2] == ']' {
+			if quote < 0 && i-start >= 2 && b[i-1] == ']' && b[i-2] == ']' {
 				return false, false // "]]>" outside CDATA
 			}
 			i++
@@ -496,45 +503,7 @@ func (p *parser) text() (plain, ok bool) {
 		}
 	}
 	p.i = i
-	return plain, true
-}
-
-// attrText checks a quoted attribute value from p.i up to the quote q and
-// leaves p.i at the quote.
-func (p *parser) attrText(q byte) (plain, ok bool) {
-	b := p.b
-	plain = true
-	for i := p.i; i < len(b); {
-		c := b[i]
-		switch {
-		case c == q:
-			p.i = i
-			return plain, true
-		case c == '<':
-			return false, false
-		case c >= 0x20 && c < utf8.RuneSelf && c != '&' || c == '\n' || c == '\t':
-			i++
-		case c == '&':
-			n, _, ok := reference(b[i:])
-			if !ok {
-				return false, false
-			}
-			plain = false
-			i += n
-		case c == '\r':
-			plain = false
-			i++
-		case c >= utf8.RuneSelf:
-			size, ok := validRune(b[i:])
-			if !ok {
-				return false, false
-			}
-			i += size
-		default:
-			return false, false
-		}
-	}
-	return false, false
+	return plain, quote < 0 // the end of the input ends text, not a quoted value
 }
 
 // attrValue returns the decoded value of a, appended to dst when it needs decoding.
