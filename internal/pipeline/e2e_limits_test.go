@@ -63,6 +63,19 @@ func TestE2EProductionLimitsThroughBatches(t *testing.T) {
 		t.Errorf("%d online sends, over the hourly allowance of 180", modes[events.ModeOnline])
 	}
 	t.Logf("sent online: %d, in batch packages: %d", modes[events.ModeOnline], modes[events.ModeBatch])
+	// A package's size does not depend on the sender's handler count (256): the batch assembler
+	// holds the queued invoices' messages itself.
+	packages, largest := 0, 0
+	for _, c := range eventsOf[*events.SessionClosed](evs) {
+		if c.Mode == events.ModeBatch {
+			packages++
+			largest = max(largest, c.InvoiceCount)
+		}
+	}
+	t.Logf("batch sessions: %d, largest package: %d invoices", packages, largest)
+	if largest <= 256 {
+		t.Errorf("the largest batch package has %d invoices; packages should gather the backlog, not the handlers waiting", largest)
+	}
 	for id, s := range subs {
 		if n := p.em.SendCount(seller, s.req.InvoiceNumber, kcrypto.SHA256Base64(s.xml)); n != 1 {
 			t.Errorf("%s reached KSeF %d times", id, n)

@@ -36,6 +36,8 @@ const (
 	Poller     = "poller"
 	Downloader = "downloader"
 	Visualizer = "visualizer"
+	// SenderBatch is the sender's batch assembler, run with the sender (not a worker of its own).
+	SenderBatch = "sender-batch"
 )
 
 // Workers lists every worker.
@@ -242,9 +244,14 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 				Batch: batch, Log: r.Log.With().Str("worker", Sender).Logger(),
 				SendLease: r.sendLease()},
 				r.clientFor, r.States, r.Store, r.Validator, r.pub)
-			// Handlers of a context waiting for its batch package hold their messages: the
-			// concurrency bounds a package's size per replica.
 			jobs = append(jobs, job{r.workerConfig(Sender, 256, subj.InvoiceSubmitted()), s.Handle, s.Close, s.RunIdleCloser})
+			if !batch.Disabled {
+				// The batch assembler holds the queue messages of the invoices in its packages
+				// until each package is sent, without a handler each: up to two packages at once.
+				cfg := r.workerConfig(SenderBatch, 16, subj.BatchQueuedAll())
+				cfg.MaxAckPending = batch.MaxHeld()
+				jobs = append(jobs, job{cfg: cfg, handler: s.HandleBatch, closeFn: s.CloseBatch})
+			}
 		case Poller:
 			p := poller.New(poller.Config{Layout: r.Layout}, r.clientFor, r.Store, r.States, r.pub)
 			jobs = append(jobs, job{cfg: r.workerConfig(Poller, 32, subj.InvoiceSent(), subj.SessionClosed()), handler: p.Handle})

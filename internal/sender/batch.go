@@ -3,6 +3,9 @@ package sender
 import (
 	"archive/zip"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +17,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
@@ -22,8 +27,11 @@ import (
 
 // BatchConfig says how a context's invoices go through batch sessions. When the next online send
 // is further away than the KSeF client waits for a request slot (KSEF_MAX_LIMIT_WAIT), the
-// context's online budget cannot carry its backlog, and invoices are gathered into batch
-// packages instead, until the backlog drains and online slots are free again.
+// context's online budget cannot carry its backlog: the invoice is queued for a batch
+// (batch.queued.<nip>) and its submission acked. The batch assembler (HandleBatch, a worker of
+// its own in the sender's process) gathers the queued invoices of each context into packages,
+// holding their queue messages until the package is sent, so a package's size does not depend on
+// how many handlers the sender runs.
 type BatchConfig struct {
 	// Disabled keeps every invoice online (waiting for the limits).
 	Disabled bool
@@ -40,6 +48,11 @@ type BatchConfig struct {
 	UploadConcurrency int
 	// TempDir holds a package and its encrypted parts while they are sent ("" = os.TempDir()).
 	TempDir string
+	// Lease is how long an assembler may work on a package, from taking its invoices until its
+	// session is closed (default 10 min). A package not through by then is given up, and its
+	// invoices may go into another package (after the send lease, once KSeF's session list
+	// shows they are not in the first). At least Linger + 5 s.
+	Lease time.Duration
 	// Open, when set, counts the batch sessions open (from opening to closing).
 	Open Gauge
 }
@@ -60,113 +73,374 @@ func (c BatchConfig) withDefaults() BatchConfig {
 	if c.UploadConcurrency <= 0 {
 		c.UploadConcurrency = 4
 	}
+	if c.Lease <= 0 {
+		c.Lease = 10 * time.Minute
+	}
+	c.Lease = max(c.Lease, c.Linger+5*time.Second) // a package lingers within its invoices' lease
 	return c
 }
 
-// batchItem is one invoice waiting in a package. Its XML stays in storage until the package is
-// built, so a package of 10,000 invoices costs no memory.
-type batchItem struct {
-	ev    *events.InvoiceSubmitted
-	key   string // state key
-	rev   uint64 // state revision when it joined
-	state State
-	done  chan error
+// MaxHeld is how many queue messages the assembler may hold at once: a full package being sent
+// while the next one fills. The batch worker's MaxAckPending must allow it.
+func (c BatchConfig) MaxHeld() int { return 2*c.withDefaults().MaxInvoices + 100 }
+
+// stateWrites bounds the state writes and publishes of one package done at once.
+const stateWrites = 16
+
+// queueForBatch records that the invoice waits for a batch package and publishes its queue item;
+// the submission is then done with. base is the state the online attempt started from.
+func (s *Sender) queueForBatch(ctx context.Context, ev *events.InvoiceSubmitted, key string, base State) error {
+	_, rev, err := s.states.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("reading invoice state: %w", err)
+	}
+	queued := base
+	queued.Status, queued.SessionID, queued.Mode, queued.UpdatedAt = StatusBatchQueued, "", "", s.cfg.Now()
+	ok, err := s.states.Put(ctx, key, &queued, rev)
+	if err != nil {
+		return fmt.Errorf("writing invoice state: %w", err)
+	}
+	if !ok {
+		return worker.Snooze(2 * time.Second) // another replica is handling the same invoice
+	}
+	return s.publishQueued(ctx, ev, &queued)
 }
 
-// batcher gathers the invoices of each context into packages.
+// publishQueued publishes the queue item of an invoice waiting for a batch; its id is the same
+// for every delivery of the submission, so a redelivery queues it once.
+func (s *Sender) publishQueued(ctx context.Context, ev *events.InvoiceSubmitted, st *State) error {
+	item := &events.BatchQueued{Source: sourceID(st.SourceDigest), Resubmission: st.Resubmission, XML: st.XML,
+		InvoiceHash: st.InvoiceHash, InvoiceNumber: st.InvoiceNumber, Visualize: ev.Visualize}
+	item.Meta = ev.Meta.Next()
+	if err := s.pub.Publish(ctx, item, nil); err != nil {
+		return fmt.Errorf("publishing batch.queued: %w", err)
+	}
+	return nil
+}
+
+// sourceID is the submission's identity as the queue item carries it: a fixed-size digest of the
+// state's source, which grows with the ERP's invoice id.
+func sourceID(sourceDigest string) string {
+	h := sha256.Sum256([]byte(sourceDigest))
+	return hex.EncodeToString(h[:16])
+}
+
+// HandleBatch is the worker handler of batch.queued: the batch assembler. It holds each queue
+// message (worker.Message.Hold) until the invoice's package was sent.
+func (s *Sender) HandleBatch(ctx context.Context, m *worker.Message) error {
+	q, ok := m.Event.(*events.BatchQueued)
+	if !ok {
+		return worker.Permanent(fmt.Errorf("sender: unexpected event %T", m.Event))
+	}
+	if s.batch == nil {
+		return worker.Snooze(time.Minute) // batches are off here; another replica may take it
+	}
+	return s.batch.handle(ctx, q, m.Hold)
+}
+
+// CloseBatch gives up the packages not yet sent (their messages are retried) and waits for
+// those being sent until ctx ends, then cancels them. Call it after the batch worker stopped.
+func (s *Sender) CloseBatch(ctx context.Context) {
+	if s.batch != nil {
+		s.batch.close(ctx)
+	}
+}
+
+// batchItem is one invoice in a package. Its XML stays in storage until the package is built,
+// so a package of 10,000 invoices costs little memory.
+type batchItem struct {
+	q      *events.BatchQueued
+	key    string // state key
+	rev    uint64 // state revision of the assembler's last write
+	state  State
+	settle func(error)
+}
+
+// batcher is the batch assembler: it gathers the queued invoices of each context into packages.
 type batcher struct {
-	s   *Sender
-	cfg BatchConfig
-	// base carries the worker's logger; a package outlives the handlers waiting for it.
-	base context.Context
+	s     *Sender
+	cfg   BatchConfig
+	owner string // this assembler, in the states of the invoices it packs
+	// base carries the worker's logger and ends on close; a package outlives the handlers that
+	// gave it its invoices.
+	base   context.Context
+	cancel context.CancelFunc
 
 	mu      sync.Mutex
 	pending map[string]*pendingBatch // by context NIP
+	holding map[string]bool          // state keys in a package here, pending or being sent
+	closed  bool
+	sending sync.WaitGroup
+
+	sessions sessionFacts
 }
 
 type pendingBatch struct {
 	items []*batchItem
-	full  chan struct{} // closed when the package reached MaxInvoices
+	size  int64         // XML bytes
+	full  chan struct{} // closed when the package cannot take more
 }
 
 func newBatcher(s *Sender, cfg BatchConfig, log zerolog.Logger) *batcher {
-	return &batcher{s: s, cfg: cfg.withDefaults(), base: log.WithContext(context.Background()), pending: map[string]*pendingBatch{}}
+	var id [8]byte
+	rand.Read(id[:])
+	base, cancel := context.WithCancel(log.WithContext(context.Background()))
+	return &batcher{s: s, cfg: cfg.withDefaults(), owner: hex.EncodeToString(id[:]), base: base, cancel: cancel,
+		pending: map[string]*pendingBatch{}, holding: map[string]bool{}}
 }
 
-// add puts an invoice into its context's next package and waits until the package was sent
-// (nil: the invoice is in KSeF's hands and invoice.sent was published) or failed.
-func (b *batcher) add(ctx context.Context, nip string, it *batchItem) error {
-	it.done = make(chan error, 1)
+// handle takes one queue item: into a package when the invoice is waiting for one, else it
+// finishes what an earlier package left (the invoice found sent, or not, in its session).
+func (b *batcher) handle(ctx context.Context, q *events.BatchQueued, hold func() func(error)) error {
+	s := b.s
+	key := StateKey(q.ContextNIP, q.InvoiceID)
+	st, rev, err := s.states.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("reading invoice state: %w", err)
+	}
+	if st == nil || sourceID(st.SourceDigest) != q.Source || st.Resubmission != q.Resubmission {
+		return nil // the invoice was submitted anew since: this item is stale
+	}
+	now := s.cfg.Now()
+	switch {
+	case st.Status == StatusSent:
+		// The package was sent and the ack lost: announce it again (deduplicated).
+		return s.publishSent(ctx, submittedOf(q), st)
+	case st.Status == StatusBatchQueued:
+		if b.isHolding(key) {
+			return nil // a second queue item of an invoice already in a package here
+		}
+		if st.Packer != "" && st.Packer != b.owner {
+			if age := now.Sub(st.UpdatedAt); age < b.cfg.Lease {
+				return worker.Snooze(b.cfg.Lease - age) // in another assembler's package
+			}
+		}
+	case st.Status == StatusSending && st.Mode == events.ModeBatch:
+		// A package with this invoice was opened as session st.SessionID and not seen through.
+		// Its assembler may still be closing it until its lease and a request's time have passed.
+		if age := now.Sub(st.UpdatedAt); age < b.cfg.Lease+s.cfg.SendLease {
+			return worker.Snooze(b.cfg.Lease + s.cfg.SendLease - age)
+		}
+		found, listed, err := b.inSession(ctx, q.ContextNIP, st.SessionID, st.InvoiceHash)
+		if err != nil {
+			return err
+		}
+		if found {
+			sent := *st
+			sent.Status, sent.UpdatedAt = StatusSent, s.cfg.Now()
+			if _, err := s.states.Put(ctx, key, &sent, rev); err != nil {
+				zerolog.Ctx(ctx).Warn().Err(err).Msg("recording the sent state failed")
+			}
+			// The package's assembler may have died before announcing the session: its UPO is
+			// fetched on session.closed (deduplicated with every other invoice of the package).
+			closed := &events.SessionClosed{SessionID: st.SessionID, Mode: events.ModeBatch, InvoiceCount: listed}
+			closed.ContextNIP = q.ContextNIP
+			if err := s.pub.Publish(ctx, closed, nil); err != nil {
+				return fmt.Errorf("publishing session.closed: %w", err)
+			}
+			return s.publishSent(ctx, submittedOf(q), &sent)
+		}
+		// KSeF never got it: it goes into a new package.
+		st.Attempt++
+	default:
+		// Rejected, or taken back by the submission's own path: nothing to send here.
+		return nil
+	}
+
+	claim := *st
+	claim.Status, claim.SessionID, claim.Mode, claim.Packer, claim.UpdatedAt = StatusBatchQueued, "", "", b.owner, now
+	if rev, err = b.put(ctx, key, &claim, rev); err != nil {
+		return err
+	}
+	if rev == 0 {
+		return worker.Snooze(time.Second) // another assembler took it first
+	}
+	it := &batchItem{q: q, key: key, rev: rev, state: claim, settle: hold()}
+	if !b.add(q.ContextNIP, it) {
+		b.release([]*batchItem{it}, worker.Snooze(0)) // closing: another assembler takes it
+	}
+	return nil
+}
+
+// put writes st at rev and returns its new revision; 0 when another writer got there first.
+func (b *batcher) put(ctx context.Context, key string, st *State, rev uint64) (uint64, error) {
+	ok, err := b.s.states.Put(ctx, key, st, rev)
+	if err != nil || !ok {
+		if err != nil {
+			err = fmt.Errorf("writing invoice state: %w", err)
+		}
+		return 0, err
+	}
+	_, rev, err = b.s.states.Get(ctx, key)
+	if err != nil {
+		return 0, fmt.Errorf("reading invoice state: %w", err)
+	}
+	return rev, nil
+}
+
+// submittedOf is what invoice.sent needs of the submission: its identity and Visualize.
+func submittedOf(q *events.BatchQueued) *events.InvoiceSubmitted {
+	return &events.InvoiceSubmitted{Meta: q.Meta, Visualize: q.Visualize}
+}
+
+func (b *batcher) isHolding(key string) bool {
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.holding[key]
+}
+
+// add puts an invoice into its context's next package; false when the assembler is closing.
+func (b *batcher) add(nip string, it *batchItem) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return false
+	}
 	p := b.pending[nip]
 	if p == nil {
 		p = &pendingBatch{full: make(chan struct{})}
 		b.pending[nip] = p
+		b.sending.Add(1)
 		go b.flushLater(nip, p)
 	}
 	p.items = append(p.items, it)
-	if len(p.items) == b.cfg.MaxInvoices {
+	p.size += it.state.XML.Size
+	b.holding[it.key] = true
+	// The ZIP is never larger than its XMLs and a little per entry; the next invoice may be the
+	// largest KSeF takes.
+	room := b.cfg.MaxPartSize*int64(b.cfg.MaxParts) - int64(len(p.items))*512 - p.size
+	if len(p.items) >= b.cfg.MaxInvoices || room < b.s.cfg.MaxInvoiceSize {
 		delete(b.pending, nip)
 		close(p.full)
 	}
-	b.mu.Unlock()
-	select {
-	case err := <-it.done:
-		return err
-	case <-ctx.Done():
-		// The package may still be sent; the state records it and a redelivery reconciles.
-		return ctx.Err()
-	}
+	return true
 }
 
 // flushLater sends a package once it is full or has lingered.
 func (b *batcher) flushLater(nip string, p *pendingBatch) {
+	defer b.sending.Done()
 	t := time.NewTimer(b.cfg.Linger)
 	defer t.Stop()
 	select {
 	case <-p.full:
 	case <-t.C:
+	case <-b.base.Done():
+	}
+	b.mu.Lock()
+	if b.pending[nip] == p {
+		delete(b.pending, nip)
+	}
+	items := p.items // no item joins once it is out of pending
+	closing := b.closed
+	b.mu.Unlock()
+	defer func() {
 		b.mu.Lock()
-		if b.pending[nip] == p {
-			delete(b.pending, nip)
+		for _, it := range items {
+			delete(b.holding, it.key)
 		}
 		b.mu.Unlock()
+	}()
+	if closing {
+		b.release(items, worker.Snooze(0)) // another assembler, or this one restarted, sends them
+		return
 	}
-	// Sent in the background of the handlers waiting for it; bounded by their patience.
-	ctx, cancel := context.WithTimeout(b.base, 30*time.Minute)
+	// Within the lease of the invoices' claims (the first is the oldest): past it, they may be in
+	// another package.
+	ctx, cancel := context.WithDeadline(b.base, items[0].state.UpdatedAt.Add(b.cfg.Lease))
 	defer cancel()
-	err := b.send(ctx, nip, p.items)
-	for _, it := range p.items {
-		it.done <- err
-	}
+	b.send(ctx, nip, items)
 }
 
-// send builds, encrypts, declares, uploads and closes one package, then publishes invoice.sent
-// for each of its invoices.
-func (b *batcher) send(ctx context.Context, nip string, items []*batchItem) error {
-	log := zerolog.Ctx(ctx)
+// close stops taking invoices, gives up the packages still gathering, waits for those being sent
+// until ctx ends, and then cancels them.
+func (b *batcher) close(ctx context.Context) {
+	b.mu.Lock()
+	b.closed = true
+	b.mu.Unlock()
+	done := make(chan struct{})
+	go func() { b.sending.Wait(); close(done) }()
+	// Packages still gathering are released; those being sent get until ctx ends.
+	for _, p := range b.takePending() {
+		close(p.full)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		b.cancel()
+		<-done
+	}
+	b.cancel()
+}
+
+func (b *batcher) takePending() map[string]*pendingBatch {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := b.pending
+	b.pending = map[string]*pendingBatch{}
+	return out
+}
+
+// release settles items that leave a package unsent with err, first taking back their claims
+// (best effort) so that their next delivery need not wait for the lease.
+func (b *batcher) release(items []*batchItem, err error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(b.base), 30*time.Second)
+	defer cancel()
+	b.each(items, func(it *batchItem) {
+		back := it.state
+		back.Status, back.SessionID, back.Mode, back.Packer, back.UpdatedAt = StatusBatchQueued, "", "", "", b.s.cfg.Now()
+		if ok, perr := b.s.states.Put(ctx, it.key, &back, it.rev); perr != nil || !ok {
+			zerolog.Ctx(ctx).Debug().Err(perr).Str("invoice_id", it.q.InvoiceID).Msg("taking back a batch claim failed; its lease will end it")
+		}
+		it.settle(err)
+	})
+}
+
+// each runs f for every item, a few at once (state writes and publishes are round trips).
+func (b *batcher) each(items []*batchItem, f func(it *batchItem)) {
+	var g errgroup.Group
+	g.SetLimit(stateWrites)
+	for _, it := range items {
+		g.Go(func() error { f(it); return nil })
+	}
+	g.Wait()
+}
+
+// send builds, encrypts, declares, uploads and closes one package, then records and announces
+// each of its invoices as sent and settles its queue message. Every item is settled, whatever
+// happens.
+func (b *batcher) send(ctx context.Context, nip string, items []*batchItem) {
+	log := zerolog.Ctx(ctx).With().Str("context_nip", nip).Logger()
+	ctx = log.WithContext(ctx)
 	client, err := b.s.clients(ctx, nip)
 	if err != nil {
-		return err
+		b.release(items, err)
+		return
 	}
 	dir, err := os.MkdirTemp(b.cfg.TempDir, "ksef-batch-")
 	if err != nil {
-		return fmt.Errorf("batch: temporary directory: %w", err)
+		b.release(items, fmt.Errorf("batch: temporary directory: %w", err))
+		return
 	}
 	defer os.RemoveAll(dir)
 
-	pkg, err := b.buildPackage(ctx, dir, items)
+	pkg, items, err := b.buildPackage(ctx, dir, items)
 	if err != nil {
-		return err
+		b.release(items, err)
+		return
+	}
+	if len(items) == 0 {
+		return
 	}
 	info, key, err := client.NewEncryption(ctx)
 	if err != nil {
-		return ksefconn.Outcome(err, "batch: encryption key")
+		b.release(items, ksefconn.Outcome(err, "batch: encryption key"))
+		return
 	}
 	defer key.Zero()
 	parts, err := b.encryptParts(dir, pkg, key)
 	if err != nil {
-		return err
+		b.release(items, err)
+		return
 	}
 	declared := make([]ksefapi.BatchPartInfo, len(parts))
 	for i, p := range parts {
@@ -177,32 +451,32 @@ func (b *batcher) send(ctx context.Context, nip string, items []*batchItem) erro
 		BatchInfo: ksefapi.BatchInfo{BatchSize: pkg.size, BatchHash: pkg.hash, BatchParts: declared},
 	})
 	if err != nil {
-		return ksefconn.Outcome(err, "batch: opening the session")
+		b.release(items, ksefconn.Outcome(err, "batch: opening the session"))
+		return
 	}
 	sessionID := opened.Id
+	log = log.With().Str("session_id", sessionID).Logger()
+	ctx = log.WithContext(ctx)
 	if b.cfg.Open != nil {
 		b.cfg.Open.Inc()
 		defer b.cfg.Open.Dec()
 	}
 	// Record the session in every invoice's state before anything is uploaded: a redelivered
-	// invoice then reconciles with this session instead of being sent again.
-	for _, it := range items {
-		it.state.Status, it.state.SessionID, it.state.Mode, it.state.UpdatedAt = StatusSending, sessionID, events.ModeBatch, b.s.cfg.Now()
-		ok, err := b.s.states.Put(ctx, it.key, &it.state, it.rev)
-		if err != nil {
-			return fmt.Errorf("batch: recording the session: %w", err)
-		}
-		if !ok {
-			log.Warn().Str("invoice_id", it.ev.InvoiceID).Msg("invoice state changed while it waited for a batch")
-		}
-		_, it.rev, _ = b.s.states.Get(ctx, it.key)
+	// item then reconciles with this session instead of going into another package.
+	if !b.recordSession(ctx, items, sessionID) {
+		// Some invoice is no longer ours (its claim outlived): this package must not be sent.
+		// The session is left unclosed; KSeF processes nothing of it.
+		log.Warn().Msg("an invoice of the package changed hands; the package is given up unsent")
+		b.release(items, worker.Snooze(0))
+		return
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(b.cfg.UploadConcurrency)
 	for _, up := range opened.PartUploadRequests {
 		idx := int(up.Ordinal) - 1
 		if idx < 0 || idx >= len(parts) {
-			return fmt.Errorf("batch: KSeF asked for part %d of %d", up.Ordinal, len(parts))
+			b.release(items, fmt.Errorf("batch: KSeF asked for part %d of %d", up.Ordinal, len(parts)))
+			return
 		}
 		g.Go(func() error {
 			f, err := os.Open(parts[idx].path)
@@ -214,27 +488,162 @@ func (b *batcher) send(ctx context.Context, nip string, items []*batchItem) erro
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return fmt.Errorf("batch: uploading session %s: %w", sessionID, err)
+		// Not closed, so never processed: the invoices go into another package at once.
+		b.release(items, fmt.Errorf("batch: uploading session %s: %w", sessionID, err))
+		return
 	}
 	if _, err := client.CloseSession(ctx, sessionID); err != nil && !errors.Is(err, ksef.ErrAmbiguous) {
-		return ksefconn.Outcome(err, "batch: closing session "+sessionID)
+		if ctx.Err() != nil {
+			// The close may have reached KSeF: leave the states saying so, for reconciling.
+			b.settleAll(items, ctx.Err())
+			return
+		}
+		b.release(items, ksefconn.Outcome(err, "batch: closing session "+sessionID))
+		return
 	}
-	log.Info().Str("session_id", sessionID).Int("invoices", len(items)).Int64("bytes", pkg.size).Int("parts", len(parts)).Msg("batch package sent")
-	for _, it := range items {
+	log.Info().Int("invoices", len(items)).Int64("bytes", pkg.size).Int("parts", len(parts)).Msg("batch package sent")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+	defer cancel()
+	b.each(items, func(it *batchItem) {
 		it.state.Status, it.state.UpdatedAt = StatusSent, b.s.cfg.Now()
-		if _, err := b.s.states.Put(ctx, it.key, &it.state, it.rev); err != nil {
+		if _, err := b.s.states.Put(sctx, it.key, &it.state, it.rev); err != nil {
 			log.Warn().Err(err).Msg("recording the sent state failed")
 		}
-		if err := b.s.publishSent(ctx, it.ev, &it.state); err != nil {
-			return err
-		}
-	}
+		it.settle(b.s.publishSent(sctx, submittedOf(it.q), &it.state))
+	})
 	closed := &events.SessionClosed{SessionID: sessionID, Mode: events.ModeBatch, InvoiceCount: len(items)}
 	closed.ContextNIP = nip
-	if err := b.s.pub.Publish(ctx, closed, nil); err != nil {
-		log.Error().Err(err).Str("session_id", sessionID).Msg("publishing session.closed failed; its UPO will not be fetched")
+	if err := b.s.pub.Publish(sctx, closed, nil); err != nil {
+		log.Error().Err(err).Msg("publishing session.closed failed; its UPO will not be fetched")
 	}
-	return nil
+}
+
+func (b *batcher) settleAll(items []*batchItem, err error) {
+	for _, it := range items {
+		it.settle(err)
+	}
+}
+
+// recordSession moves every invoice from the assembler's claim to "sending in sessionID". When
+// one cannot be moved, it takes the others back and reports false.
+func (b *batcher) recordSession(ctx context.Context, items []*batchItem, sessionID string) bool {
+	var mu sync.Mutex
+	lost := false
+	b.each(items, func(it *batchItem) {
+		next := it.state
+		next.Status, next.SessionID, next.Mode, next.Packer, next.UpdatedAt = StatusSending, sessionID, events.ModeBatch, "", b.s.cfg.Now()
+		rev, err := b.put(ctx, it.key, &next, it.rev)
+		if err != nil || rev == 0 {
+			mu.Lock()
+			lost = true
+			mu.Unlock()
+			return
+		}
+		it.state, it.rev = next, rev
+	})
+	return !lost
+}
+
+// inSession reports whether KSeF's list of the batch session holds the invoice with this hash, and
+// how many invoices the list holds. It
+// asks KSeF once per session for every invoice of the package (see sessionFacts); a closed
+// session still unpacking its package is waited for (a snooze).
+func (b *batcher) inSession(ctx context.Context, nip, sessionID, hash string) (found bool, listed int, err error) {
+	f, err := b.sessions.get(ctx, sessionID, b.s.cfg.Now, func(ctx context.Context) (*sessionFact, error) {
+		client, err := b.s.clients(ctx, nip)
+		if err != nil {
+			return nil, err
+		}
+		return fetchSessionFact(ctx, client, sessionID)
+	})
+	if err != nil {
+		return false, 0, err
+	}
+	if _, ok := f.hashes[hash]; ok {
+		return true, len(f.hashes), nil
+	}
+	if f.unpacking {
+		return false, 0, worker.Snooze(5 * time.Second)
+	}
+	return false, len(f.hashes), nil
+}
+
+// sessionFact is what KSeF said about a batch session being reconciled.
+type sessionFact struct {
+	at        time.Time
+	hashes    map[string]struct{}
+	unpacking bool // closed, its package not processed yet
+}
+
+func fetchSessionFact(ctx context.Context, client *ksef.Client, sessionID string) (*sessionFact, error) {
+	f := &sessionFact{hashes: map[string]struct{}{}}
+	list, err := client.SessionInvoices(ctx, sessionID)
+	if ksef.HasCode(err, ksef.CodeSessionUnknown) {
+		return f, nil // the session never existed for KSeF: nothing was sent in it
+	}
+	if err != nil {
+		return nil, ksefconn.Outcome(err, "batch: reconciling with session "+sessionID)
+	}
+	for i := range list {
+		if list[i].InvoiceHash != nil {
+			f.hashes[*list[i].InvoiceHash] = struct{}{}
+		}
+	}
+	if len(list) == 0 {
+		// A closed batch session lists its invoices only once it has unpacked the package.
+		info, err := client.SessionStatus(ctx, sessionID)
+		if err != nil {
+			return nil, ksefconn.Outcome(err, "batch: reconciling with session "+sessionID)
+		}
+		f.unpacking = info.SessionStatus == ksefapi.Closed && info.InvoiceCount == 0 && info.Status.Code < 200
+	}
+	return f, nil
+}
+
+// sessionFacts caches sessionFact per session: after a crash thousands of redelivered items ask
+// about the same session, and KSeF limits the requests. Facts about an unpacking session are
+// kept briefly; the final ones (the list of a processed session, or of one never closed) longer.
+type sessionFacts struct {
+	mu    sync.Mutex
+	facts map[string]*sessionFact
+	busy  map[string]*sync.Mutex
+}
+
+func (c *sessionFacts) get(ctx context.Context, sessionID string, now func() time.Time, fetch func(context.Context) (*sessionFact, error)) (*sessionFact, error) {
+	c.mu.Lock()
+	if c.busy == nil {
+		c.facts, c.busy = map[string]*sessionFact{}, map[string]*sync.Mutex{}
+	}
+	m := c.busy[sessionID]
+	if m == nil {
+		m = &sync.Mutex{}
+		c.busy[sessionID] = m
+	}
+	c.mu.Unlock()
+	m.Lock() // one request per session at a time; the others wait for its answer
+	defer m.Unlock()
+	c.mu.Lock()
+	f := c.facts[sessionID]
+	c.mu.Unlock()
+	t := now()
+	if f != nil && (t.Sub(f.at) < 2*time.Second || (!f.unpacking && t.Sub(f.at) < 10*time.Minute)) {
+		return f, nil
+	}
+	f, err := fetch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	f.at = t
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.facts[sessionID] = f
+	for id, old := range c.facts {
+		if t.Sub(old.at) > 10*time.Minute {
+			delete(c.facts, id)
+			delete(c.busy, id)
+		}
+	}
+	return f, nil
 }
 
 type packageFile struct {
@@ -243,35 +652,42 @@ type packageFile struct {
 	hash string
 }
 
-// buildPackage streams the invoices from storage into a ZIP file.
-func (b *batcher) buildPackage(ctx context.Context, dir string, items []*batchItem) (packageFile, error) {
+// buildPackage streams the invoices from storage into a ZIP file. An invoice whose object is gone
+// cannot be sent: it is dead-lettered and left out; the others go on. It returns the items in
+// the package.
+func (b *batcher) buildPackage(ctx context.Context, dir string, items []*batchItem) (packageFile, []*batchItem, error) {
 	f, err := os.CreateTemp(dir, "package-*.zip")
 	if err != nil {
-		return packageFile{}, err
+		return packageFile{}, items, err
 	}
 	defer f.Close()
 	d := kcrypto.NewDigest()
 	zw := zip.NewWriter(io.MultiWriter(f, d))
-	for i, it := range items {
-		w, err := zw.Create(fmt.Sprintf("%05d.xml", i+1))
-		if err != nil {
-			return packageFile{}, err
-		}
+	in := items[:0:0]
+	for _, it := range items {
 		ref := it.state.XML
 		rc, _, err := b.s.store.Get(ctx, ref.Bucket, ref.Key)
-		if err != nil {
-			return packageFile{}, fmt.Errorf("batch: reading %s: %w", ref.Key, err)
+		if errors.Is(err, storage.ErrNotFound) {
+			b.release([]*batchItem{it}, worker.Permanent(fmt.Errorf("batch: the stored invoice is gone: %w", err)))
+			continue
 		}
-		_, err = io.Copy(w, rc)
+		if err != nil {
+			return packageFile{}, items, fmt.Errorf("batch: reading %s: %w", ref.Key, err)
+		}
+		w, err := zw.Create(fmt.Sprintf("%05d.xml", len(in)+1))
+		if err == nil {
+			_, err = io.Copy(w, rc)
+		}
 		rc.Close()
 		if err != nil {
-			return packageFile{}, fmt.Errorf("batch: reading %s: %w", ref.Key, err)
+			return packageFile{}, items, fmt.Errorf("batch: reading %s: %w", ref.Key, err)
 		}
+		in = append(in, it)
 	}
 	if err := zw.Close(); err != nil {
-		return packageFile{}, err
+		return packageFile{}, in, err
 	}
-	return packageFile{path: f.Name(), size: d.Size(), hash: d.Sum()}, nil
+	return packageFile{path: f.Name(), size: d.Size(), hash: d.Sum()}, in, nil
 }
 
 // encryptParts splits the package into at most MaxParts pieces of at most MaxPartSize bytes and

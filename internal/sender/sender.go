@@ -121,6 +121,14 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 			return s.publishSent(ctx, ev, st)
 		case StatusRejected:
 			return nil // the rejection was published before the state was written
+		case StatusBatchQueued:
+			// Queued for a batch before: queue it again (deduplicated); the assembler owns it.
+			return s.publishQueued(ctx, ev, st)
+		case StatusSending:
+			if st.Mode == events.ModeBatch {
+				// In a batch package: the assembler sees it through (or reconciles it).
+				return s.publishQueued(ctx, ev, st)
+			}
 		}
 	}
 
@@ -170,12 +178,9 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 	if s.batch == nil {
 		return worker.Snooze(we.Wait + jitter(we.Wait))
 	}
-	// The context's online budget cannot carry its backlog: this invoice goes in a batch package.
-	_, rev, err = s.states.Get(ctx, key)
-	if err != nil {
-		return fmt.Errorf("reading invoice state: %w", err)
-	}
-	return s.batch.add(ctx, nip, &batchItem{ev: ev, key: key, rev: rev, state: base})
+	// The context's online budget cannot carry its backlog: this invoice is queued for a batch
+	// package (see HandleBatch) and its submission is done with.
+	return s.queueForBatch(ctx, ev, key, base)
 }
 
 // jitter spreads invoices waiting for the same request slot, so they do not all come back at once.

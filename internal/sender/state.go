@@ -25,6 +25,9 @@ const (
 	StatusRejected Status = "rejected"
 	// StatusResend: the poller asked for the invoice to be sent again (405, 550).
 	StatusResend Status = "resend"
+	// StatusBatchQueued: valid and stored, waiting for a batch package (its batch.queued item
+	// was published). Packer is set while an assembler has it in a package not yet declared.
+	StatusBatchQueued Status = "batch_queued"
 )
 
 // State is what all replicas know about one invoice; it is what makes a redelivered
@@ -41,8 +44,11 @@ type State struct {
 	// can announce the send again without the submitted source.
 	XML           *events.ObjectRef `json:"xml,omitempty"`
 	InvoiceNumber string            `json:"invoiceNumber,omitempty"`
-	Attempt       int               `json:"attempt"`
-	UpdatedAt     time.Time         `json:"updatedAt"`
+	// Packer is the batch assembler that took the invoice into a package (StatusBatchQueued);
+	// another leaves it alone until UpdatedAt + BatchConfig.Lease.
+	Packer    string    `json:"packer,omitempty"`
+	Attempt   int       `json:"attempt"`
+	UpdatedAt time.Time `json:"updatedAt"`
 }
 
 // CAS is a shared compare-and-set store (natsx.CAS over a JetStream KV bucket).
