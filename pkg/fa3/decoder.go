@@ -24,6 +24,7 @@ import (
 // The equivalence is tested on every sample and fuzzed (decoder_test.go).
 func fastDecode(data []byte) (inv *Invoice, ok bool) {
 	p := parser{b: bytes.TrimPrefix(data, utf8BOM)}
+	p.countBudget = len(p.b)
 	if !p.misc(false) {
 		return nil, false
 	}
@@ -45,6 +46,8 @@ type parser struct {
 	attrs []attr   // attributes of the start tag read last
 	stack [][]byte // names of the open elements while skipping
 	buf   []byte   // text of the current leaf when it cannot be a slice of b
+
+	countBudget int // bytes appendZero may still scan for its capacity hints
 }
 
 // attr is an attribute as written: the raw value needs decoding unless plain.
@@ -171,13 +174,16 @@ func (p *parser) field(f modelField, fv reflect.Value, name []byte, empty bool) 
 // 16 it makes room for all the name elements left in the document, which
 // one fast scan counts: append's growth by 1.25 for large slices would
 // allocate about five times the final size for thousands of lines. The
-// count is only a capacity hint; the doubling bounds the number of scans.
+// count is only a capacity hint. The doubling bounds the number of scans
+// per list, and countBudget their total to the size of the document, so
+// that many long lists cannot make decoding quadratic.
 func (p *parser) appendZero(s reflect.Value, name []byte) reflect.Value {
 	n := s.Len()
 	if n == s.Cap() {
 		c := max(1, 2*n)
-		if n >= 16 {
-			c = max(c, n+1+bytes.Count(p.b[p.i:], append([]byte{'<'}, name...)))
+		if rest := p.b[p.i:]; n >= 16 && len(rest) <= p.countBudget {
+			p.countBudget -= len(rest)
+			c = max(c, n+1+bytes.Count(rest, append([]byte{'<'}, name...)))
 		}
 		grown := reflect.MakeSlice(s.Type(), n, c)
 		reflect.Copy(grown, s)
