@@ -38,6 +38,7 @@ const (
 	EnvBatchLinger         = "KSEF_BATCH_LINGER"         // how long a package waits for more invoices (3s)
 	EnvBatchMaxInvoices    = "KSEF_BATCH_MAX_INVOICES"   // invoices per package (10000)
 	EnvBatchTempDir        = "KSEF_BATCH_TEMP_DIR"       // where packages are built
+	EnvBatchLease          = "KSEF_BATCH_LEASE"          // how long an assembler may work on a package (10m)
 	EnvSendLease           = "KSEF_SEND_LEASE"           // how long a send's outcome may stay unknown
 	EnvDrainTimeout        = "KSEF_DRAIN_TIMEOUT"        // how long in-flight handlers may finish after SIGTERM
 )
@@ -133,6 +134,11 @@ func SettingsFromEnv(getenv func(string) string, readFile func(string) ([]byte, 
 	if v := getenv(EnvBatchLinger); v != "" {
 		if s.Batch.Linger, err = time.ParseDuration(v); err != nil {
 			errs = append(errs, fmt.Errorf("%s: want a duration, got %q", EnvBatchLinger, v))
+		}
+	}
+	if v := getenv(EnvBatchLease); v != "" {
+		if s.Batch.Lease, err = time.ParseDuration(v); err != nil {
+			errs = append(errs, fmt.Errorf("%s: want a duration, got %q", EnvBatchLease, v))
 		}
 	}
 	if v := getenv(EnvBatchMaxInvoices); v != "" {

@@ -42,6 +42,7 @@
 //	query.requested     QueryRequested      ERP -> downloader: fetch invoices
 //	query.completed     QueryCompleted      downloader: query finished
 //	dlq.<subject>       DeadLettered        worker: gave up on a message
+//	batch.queued.<nip>  BatchQueued         sender -> sender: invoice waits for a batch package
 //
 // Artifacts (XML, UPO, ZIP parts, PDFs) never travel in events except small
 // submitted invoices (inline_xml, at most [DefaultMaxInlineSize] by
