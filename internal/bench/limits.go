@@ -3,10 +3,14 @@ package bench
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 )
 
@@ -36,7 +40,33 @@ type Limited struct {
 	TooMany     int // 429 answers
 	TooManyByOp map[string]int
 	Sessions    int
-	Problem     string
+	// BatchSessions is how many batch sessions KSeF opened and LargestPackage the most invoices
+	// one of them carried (session.closed).
+	BatchSessions, LargestPackage int
+	// Bound says what limited Sent: the offer, KSeF's limits, or this machine.
+	Bound   string
+	Problem string
+}
+
+// batchSessionsPerHour and batchPackage are KSeF's bounds on batch sending for one context: 60
+// session opens an hour, 10,000 invoices a package.
+var batchSessionsPerHour = ksef.ProductionLimits()[ksef.OpSessionOpenBatch].PerHour
+
+const batchPackage = 10_000
+
+// bound says what limited a run: the offer when everything went through, KSeF when the context
+// used (nearly) all it allows, else the pipeline on this machine.
+func (l Limited) bound() string {
+	switch {
+	case l.Drained:
+		return "the offer (backlog drained before the KSeF hour ended)"
+	case !l.Batch:
+		return fmt.Sprintf("KSeF's online limit (%d sends an hour)", OnlineAllowance)
+	case float64(l.BatchSessions) >= 0.95*float64(batchSessionsPerHour)*l.ClockHours && l.LargestPackage >= batchPackage:
+		return fmt.Sprintf("KSeF's batch limits (%d sessions an hour x %d invoices)", batchSessionsPerHour, batchPackage)
+	}
+	return fmt.Sprintf("this machine: a backlog was left with %d of KSeF's %.0f batch sessions used and packages of at most %d of %d invoices, so the pipeline (validation, storage, NATS on %d CPUs, beside the emulator) was the limit",
+		l.BatchSessions, float64(batchSessionsPerHour)*l.ClockHours, l.LargestPackage, batchPackage, runtime.NumCPU())
 }
 
 // limitRun configures one run under the limits.
@@ -92,6 +122,7 @@ func (b *Bench) runLimited(ctx context.Context, r limitRun) Limited {
 	fctx, stop := context.WithCancel(ctx)
 	defer stop()
 	tr.follow(fctx, v)
+	packages := followPackages(fctx, v)
 	// The backlog is in place before the workers start, as after an ERP's month-end run.
 	if err := publish(ctx, v, tr, invoices, 0); err != nil {
 		res.Problem = err.Error()
@@ -125,13 +156,43 @@ func (b *Bench) runLimited(ctx context.Context, r limitRun) Limited {
 	}
 	res.PerHour = float64(res.Sent) / res.ClockHours
 	res.Drained = err == nil
+	res.BatchSessions = st.Requests[ksef.OpSessionOpenBatch][200]
+	res.LargestPackage = packages.largest()
+	res.Bound = res.bound()
 	if rejected > 0 {
 		res.Problem = fmt.Sprintf("%d rejected", rejected)
 	}
 	if r.untilDone && err != nil {
 		res.Problem += fmt.Sprintf(" not all through after %s: %v", limit, err)
 	}
-	b.logf("limits %s: %d sent, %d accepted in %.2f KSeF hours (%s real); %d x 429", r.name, res.Sent, res.Accepted,
-		res.ClockHours, res.Real.Round(time.Second), res.TooMany)
+	b.logf("limits %s: %d sent, %d accepted in %.2f KSeF hours (%s real); %d x 429; %d batch sessions, largest package %d; bound by %s",
+		r.name, res.Sent, res.Accepted, res.ClockHours, res.Real.Round(time.Second), res.TooMany, res.BatchSessions, res.LargestPackage, res.Bound)
 	return res
+}
+
+// packageSizes records the batch packages' sizes from session.closed.
+type packageSizes struct {
+	mu  sync.Mutex
+	max int
+}
+
+func (p *packageSizes) largest() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.max
+}
+
+func followPackages(ctx context.Context, v *env) *packageSizes {
+	p := &packageSizes{}
+	rt := v.e.Runtime
+	opts := natsx.FollowOptions{Live: true, Subjects: []string{rt.Settings.NATS.Subjects().SessionClosed()}}
+	go natsx.Follow(ctx, rt.JS, rt.Settings.NATS, opts, func(d natsx.Delivered) error {
+		if c, ok := d.Event.(*events.SessionClosed); ok && c.Mode == events.ModeBatch {
+			p.mu.Lock()
+			p.max = max(p.max, c.InvoiceCount)
+			p.mu.Unlock()
+		}
+		return nil
+	})
+	return p
 }

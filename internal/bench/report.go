@@ -63,7 +63,8 @@ func (r *Report) Targets() []Target {
 				drained = ", backlog drained: a floor, offer more"
 			}
 			add("≥ 100,000 invoices/hour for one context through batch", l.Problem == "" && (!l.Drained || l.PerHour >= 100_000), l.PerHour >= 100_000,
-				"%.0f/h (%d offered%s), %d × 429", l.PerHour, l.Offered, drained, l.TooMany)
+				"%.0f/h (%d offered%s), %d × 429; %d batch sessions, largest package %d invoices; bound by %s",
+				l.PerHour, l.Offered, drained, l.TooMany, l.BatchSessions, l.LargestPackage, l.Bound)
 		}
 	}
 	for _, m := range r.Memory {
