@@ -129,6 +129,7 @@ type tracker struct {
 	mu          sync.Mutex
 	published   map[string]time.Time // invoice id -> publish (submitted) time
 	sent        map[string]time.Time
+	ksefIDs     map[string]string // invoice id -> KSeF's invoice id (from invoice.sent)
 	accepted    map[string]time.Time
 	rejected    map[string]string
 	visualized  map[string]time.Time
@@ -139,7 +140,7 @@ type tracker struct {
 }
 
 func newTracker() *tracker {
-	return &tracker{published: map[string]time.Time{}, sent: map[string]time.Time{}, accepted: map[string]time.Time{},
+	return &tracker{published: map[string]time.Time{}, sent: map[string]time.Time{}, ksefIDs: map[string]string{}, accepted: map[string]time.Time{},
 		rejected: map[string]string{}, visualized: map[string]time.Time{}, completed: map[string]*events.QueryCompleted{},
 		changed: make(chan struct{}, 1), err: make(chan error, 1)}
 }
@@ -159,6 +160,7 @@ func (t *tracker) follow(ctx context.Context, v *env) {
 			case *events.InvoiceSent:
 				if _, ok := t.sent[ev.InvoiceID]; !ok {
 					t.sent[ev.InvoiceID] = now
+					t.ksefIDs[ev.InvoiceID] = ev.KsefInvoiceID
 				}
 			case *events.InvoiceAccepted:
 				if _, ok := t.accepted[ev.InvoiceID]; !ok {

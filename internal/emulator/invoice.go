@@ -267,7 +267,7 @@ func (e *Emulator) accept(inv *invoice, xml []byte) {
 	}
 	e.counter++
 	technical := (e.randUint64()&0xFFFF)<<32 | e.counter&0xFFFFFFFF
-	inv.Acquisition = inv.Due
+	inv.Acquisition, inv.Done = inv.Due, e.now()
 	inv.KsefNumber = ksef.NewNumber(inv.SellerNIP, inv.Acquisition, technical)
 	inv.Stored = inv.Acquisition.Add(e.cfg.StorageDelay)
 	inv.Status = ksef.StatusAccepted
@@ -283,10 +283,31 @@ func (e *Emulator) accept(inv *invoice, xml []byte) {
 func (e *Emulator) finish(inv *invoice, o outcome) {
 	e.mu.Lock()
 	inv.Status, inv.Details, inv.Extensions = o.status, o.details, o.extensions
-	inv.Processed = true
+	inv.Processed, inv.Done = true, e.now()
 	e.logInvoice(inv)
 	e.mu.Unlock()
 	e.stats.outcome(o.status)
+}
+
+// Timing tells when the emulator received an invoice and when its outcome became visible to
+// ksefInvoiceStatus (ok false while it is processing, or for an unknown id). The difference is
+// the emulator's own share of an invoice's latency: its configured processing delay, or its
+// checks when they take longer.
+func (e *Emulator) Timing(id string) (received, visible time.Time, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	inv := e.invoices[id]
+	if inv == nil || !inv.Processed {
+		return time.Time{}, time.Time{}, false
+	}
+	return inv.Received, later(inv.Due, inv.Done), true
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func (a *api) KsefInvoiceStatus(ctx context.Context, req ksefapi.KsefInvoiceStatusRequestObject) (ksefapi.KsefInvoiceStatusResponseObject, error) {

@@ -65,8 +65,10 @@ type invoice struct {
 	Due     time.Time `json:"due"`
 	Offline bool      `json:"offline,omitempty"`
 
-	// Set by processing.
+	// Set by processing. Done is when processing ended: the outcome shows at the later of Done
+	// and Due.
 	Processed  bool                          `json:"processed"`
+	Done       time.Time                     `json:"done,omitzero"`
 	Status     ksef.StatusCode               `json:"status"`
 	Details    string                        `json:"details,omitempty"`
 	Extensions []ksefapi.StatusInfoAttribute `json:"extensions,omitempty"`

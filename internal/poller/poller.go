@@ -1,7 +1,11 @@
 // Package poller follows what the sender handed to KSeF: invoice.sent becomes invoice.accepted or
 // invoice.rejected once KSeF has processed the invoice, and session.closed becomes a stored UPO.
-// It never sleeps while waiting: it snoozes the message (NakWithDelay) with growing delays, so an
-// invoice stuck at 150 for hours costs nothing but an occasional status call.
+// It does not sleep through long waits: it snoozes the message (NakWithDelay) with growing delays,
+// so an invoice stuck at 150 for hours costs nothing but an occasional status call. Only waits
+// shorter than JetStream's redelivery timer resolves (inlineWait) are slept in the handler.
+//
+// The first status call of an online invoice goes out when KSeF has usually finished with it,
+// as learned from recent invoices (see timing), then after short gaps, then with the back-off.
 package poller
 
 import (
@@ -35,6 +39,9 @@ type Config struct {
 	// and waiting a whole FirstDelay would add it to every such invoice's latency.
 	QuickDelay time.Duration
 	MaxDelay   time.Duration
+	// QuickPolls is how many calls after the learned time of the first one may follow at short
+	// gaps (the spread of recent processing times) before the back-off takes over (default 3).
+	QuickPolls int
 	// MaxResubmissions bounds how often an invoice cancelled by KSeF (405, 550, 500) is sent again.
 	MaxResubmissions int
 	// Layout says where UPOs are stored.
@@ -53,8 +60,9 @@ type Poller struct {
 	states  *sender.States
 	pub     worker.Publisher
 
-	mu    sync.Mutex
-	lists map[string]*sessionList // batch session id -> cached list
+	mu     sync.Mutex
+	lists  map[string]*sessionList // batch session id -> cached list
+	timing *timing
 }
 
 type sessionList struct {
@@ -81,10 +89,14 @@ func New(cfg Config, clients func(ctx context.Context, nip string) (*ksef.Client
 	if cfg.BatchListTTL <= 0 {
 		cfg.BatchListTTL = 20 * time.Second
 	}
+	if cfg.QuickPolls <= 0 {
+		cfg.QuickPolls = 3
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Poller{cfg: cfg, clients: clients, store: store, states: states, pub: pub, lists: map[string]*sessionList{}}
+	return &Poller{cfg: cfg, clients: clients, store: store, states: states, pub: pub, lists: map[string]*sessionList{},
+		timing: newTiming()}
 }
 
 // Handle dispatches the poller's events.
@@ -100,24 +112,27 @@ func (p *Poller) Handle(ctx context.Context, m *worker.Message) error {
 }
 
 // later is the snooze before asking again after n deliveries: exponential with jitter.
-func (p *Poller) later(n int) error {
+func (p *Poller) later(n int) error { return worker.Snooze(p.backoff(n, p.cfg.MaxDelay)) }
+
+// backoff doubles from FirstDelay up to ceil, with jitter: a delay in [d/2, d].
+func (p *Poller) backoff(n int, ceil time.Duration) time.Duration {
 	d := p.cfg.FirstDelay << min(max(n-1, 0), 16)
-	if d > p.cfg.MaxDelay || d <= 0 {
-		d = p.cfg.MaxDelay
+	if d > ceil || d <= 0 {
+		d = ceil
 	}
-	d = d/2 + time.Duration(rand.Int64N(int64(d/2)+1))
-	return worker.Snooze(d)
+	return jitter(d)
 }
 
+func jitter(d time.Duration) time.Duration { return d/2 + time.Duration(rand.Int64N(int64(d/2)+1)) }
+
 // processing is the snooze of an invoice KSeF is still processing: a quick second look while
-// the invoice is young (sent less than FirstDelay ago), then the exponential back-off, which
-// the quick look does not lengthen.
-func (p *Poller) processing(ev *events.InvoiceSent, n int) error {
+// the invoice is young (sent less than FirstDelay ago), then the exponential back-off up to
+// ceil, which the quick look does not lengthen.
+func (p *Poller) processing(ev *events.InvoiceSent, n int, ceil time.Duration) error {
 	if n <= 1 && !ev.OccurredAt.IsZero() && p.cfg.Now().Sub(ev.OccurredAt.Time) < p.cfg.FirstDelay {
-		d := p.cfg.QuickDelay
-		return worker.Snooze(d/2 + time.Duration(rand.Int64N(int64(d/2)+1)))
+		return worker.Snooze(jitter(p.cfg.QuickDelay))
 	}
-	return p.later(n - 1)
+	return worker.Snooze(p.backoff(n-1, ceil))
 }
 
 // Sent follows one sent invoice to its outcome.
@@ -129,23 +144,94 @@ func (p *Poller) Sent(ctx context.Context, ev *events.InvoiceSent, deliveries in
 	var info *ksefapi.InvoiceInfo
 	if ev.Mode == events.ModeBatch {
 		info, err = p.batchStatus(ctx, client, ev)
-	} else {
-		info, err = client.InvoiceStatus(ctx, ev.KsefInvoiceID)
-	}
-	if err != nil {
-		return ksefconn.Outcome(err, "asking for the invoice status")
-	}
-	if info == nil {
-		return p.later(deliveries) // not listed yet
-	}
-	code := ksef.StatusCode(info.Status.Code)
-	log := zerolog.Ctx(ctx)
-	switch {
-	case !code.Final():
-		if deliveries > 0 && deliveries%50 == 0 {
-			log.Warn().Int("status", int(code)).Int("polls", deliveries).Msg("invoice still processing in KSeF")
+		if err != nil {
+			return ksefconn.Outcome(err, "asking for the invoice status")
 		}
-		return p.processing(ev, deliveries)
+		if info == nil {
+			return p.later(deliveries) // not listed yet
+		}
+		if !ksef.StatusCode(info.Status.Code).Final() {
+			return p.processing(ev, deliveries, p.cfg.MaxDelay)
+		}
+	} else if info, err = p.onlineStatus(ctx, client, ev, deliveries); info == nil || err != nil {
+		return err
+	}
+	return p.settle(ctx, client, ev, info, deliveries)
+}
+
+// inlineWait is the longest wait slept in the handler rather than snoozed: JetStream redelivers
+// a NakWithDelay no sooner than its pending timer's 10 ms, and the redelivery costs a round trip.
+const inlineWait = 20 * time.Millisecond
+
+// onlineStatus asks for an online invoice's status on the learned schedule. It returns the final
+// status, or nil and the snooze (or failure) of the message.
+func (p *Poller) onlineStatus(ctx context.Context, client *ksef.Client, ev *events.InvoiceSent, deliveries int) (*ksefapi.InvoiceInfo, error) {
+	sent := ev.SentAt.Time
+	if sent.IsZero() {
+		sent = ev.OccurredAt.Time
+	}
+	id := ev.KsefInvoiceID
+	var wait time.Duration
+	for {
+		// Never before KSeF is likely done, also for an invoice sent before that was learned.
+		first, learned := p.timing.first()
+		if learned {
+			wait = max(wait, first-p.cfg.Now().Sub(sent))
+		}
+		if wait > inlineWait {
+			return nil, worker.Snooze(wait)
+		}
+		if wait > 0 {
+			if err := ksef.Sleep(ctx, wait); err != nil {
+				return nil, err
+			}
+		}
+		start := p.cfg.Now()
+		info, err := client.InvoiceStatus(ctx, id)
+		if err != nil {
+			return nil, ksefconn.Outcome(err, "asking for the invoice status")
+		}
+		age := start.Sub(sent)
+		code := ksef.StatusCode(info.Status.Code)
+		if code.Final() {
+			acquired, ok := time.Duration(0), info.AcquisitionDate != nil
+			if ok {
+				acquired = info.AcquisitionDate.Sub(sent)
+			}
+			p.timing.settled(id, age, p.cfg.Now().Sub(start), acquired, ok)
+			return info, nil
+		}
+		polls := max(p.timing.missed(id, age), deliveries)
+		if polls%50 == 0 {
+			zerolog.Ctx(ctx).Warn().Int("status", int(code)).Int("polls", polls).Msg("invoice still processing in KSeF")
+		}
+		first, learned = p.timing.first()
+		gap := p.timing.gap(time.Millisecond, p.cfg.QuickDelay)
+		switch past := age - first; {
+		case learned && past < time.Duration(p.cfg.QuickPolls)*gap:
+			// Later than most: it is likely a moment away.
+			wait = gap
+		case learned:
+			// Far later than usual: back off with how late it is.
+			return nil, worker.Snooze(jitter(min(max(past, p.cfg.FirstDelay), p.cfg.MaxDelay)))
+		case p.cfg.Now().Sub(sent) < youngFor*p.cfg.FirstDelay:
+			// Nothing learned yet (the poller has just started): ask at least every FirstDelay
+			// for a while, so that what is learned meanwhile is soon put to use.
+			return nil, p.processing(ev, polls, p.cfg.FirstDelay)
+		default:
+			return nil, p.processing(ev, polls, p.cfg.MaxDelay)
+		}
+	}
+}
+
+// youngFor FirstDelays after its send, an invoice is asked about at least every FirstDelay
+// while nothing is learned.
+const youngFor = 8
+
+// settle acts on an invoice's final status.
+func (p *Poller) settle(ctx context.Context, client *ksef.Client, ev *events.InvoiceSent, info *ksefapi.InvoiceInfo, deliveries int) error {
+	code := ksef.StatusCode(info.Status.Code)
+	switch {
 	case code.Accepted():
 		return p.accept(ctx, ev, info, false)
 	case code == ksef.StatusDuplicate:
