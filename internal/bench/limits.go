@@ -64,6 +64,8 @@ func (l Limited) bound() string {
 		return fmt.Sprintf("KSeF's online limit (%d sends an hour)", OnlineAllowance)
 	case float64(l.BatchSessions) >= 0.95*float64(batchSessionsPerHour)*l.ClockHours && l.LargestPackage >= batchPackage:
 		return fmt.Sprintf("KSeF's batch limits (%d sessions an hour x %d invoices)", batchSessionsPerHour, batchPackage)
+	case float64(l.BatchSessions) >= 0.95*float64(batchSessionsPerHour)*l.ClockHours:
+		return fmt.Sprintf("KSeF's %d batch sessions an hour, spent on packages smaller than %d invoices", batchSessionsPerHour, batchPackage)
 	}
 	return fmt.Sprintf("this machine: a backlog was left with %d of KSeF's %.0f batch sessions used and packages of at most %d of %d invoices, so the pipeline (validation, storage, NATS on %d CPUs, beside the emulator) was the limit",
 		l.BatchSessions, float64(batchSessionsPerHour)*l.ClockHours, l.LargestPackage, batchPackage, runtime.NumCPU())
@@ -101,6 +103,8 @@ func (b *Bench) runLimited(ctx context.Context, r limitRun) Limited {
 	}
 	vars := baseEnv(&b.o)
 	vars["KSEF_LIMITS"] = "production"
+	// A package a KSeF minute: the session budget (60 an hour) on the accelerated clock.
+	vars["KSEF_BATCH_INTERVAL"] = (r.hour / time.Duration(batchSessionsPerHour)).String()
 	if !r.batch {
 		vars["KSEF_BATCH"] = "false"
 		// Handlers wait for their slot in the limiter (on the accelerated clock) instead of

@@ -39,6 +39,7 @@ const (
 	EnvBatchMaxInvoices    = "KSEF_BATCH_MAX_INVOICES"   // invoices per package (10000)
 	EnvBatchTempDir        = "KSEF_BATCH_TEMP_DIR"       // where packages are built
 	EnvBatchLease          = "KSEF_BATCH_LEASE"          // how long an assembler may work on a package (10m)
+	EnvBatchInterval       = "KSEF_BATCH_INTERVAL"       // least time between a context's packages unless full (1m)
 	EnvSendLease           = "KSEF_SEND_LEASE"           // how long a send's outcome may stay unknown
 	EnvDrainTimeout        = "KSEF_DRAIN_TIMEOUT"        // how long in-flight handlers may finish after SIGTERM
 )
@@ -124,6 +125,13 @@ func SettingsFromEnv(getenv func(string) string, readFile func(string) ([]byte, 
 		}
 	}
 	s.Batch.TempDir = getenv(EnvBatchTempDir)
+	// KSeF opens 60 batch sessions an hour per context: a package a minute keeps within them.
+	s.Batch.Interval = time.Minute
+	if v := getenv(EnvBatchInterval); v != "" {
+		if s.Batch.Interval, err = time.ParseDuration(v); err != nil || s.Batch.Interval < 0 {
+			errs = append(errs, fmt.Errorf("%s: want a duration, got %q", EnvBatchInterval, v))
+		}
+	}
 	if v := getenv(EnvBatch); v != "" {
 		on, err := strconv.ParseBool(v)
 		if err != nil {

@@ -51,8 +51,13 @@ type BatchConfig struct {
 	// Lease is how long an assembler may work on a package, from taking its invoices until its
 	// session is closed (default 10 min). A package not through by then is given up, and its
 	// invoices may go into another package (after the send lease, once KSeF's session list
-	// shows they are not in the first). At least Linger + 5 s.
+	// shows they are not in the first). At least Linger + Interval + 5 s.
 	Lease time.Duration
+	// Interval is the least time between two packages of a context, unless the second is full
+	// (0: none). KSeF opens 60 batch sessions an hour per context: packages flushed every Linger
+	// would spend them on a few seconds of backlog each; one a minute keeps within them, and a
+	// package then carries a minute of backlog (up to MaxInvoices).
+	Interval time.Duration
 	// Open, when set, counts the batch sessions open (from opening to closing).
 	Open Gauge
 }
@@ -76,7 +81,7 @@ func (c BatchConfig) withDefaults() BatchConfig {
 	if c.Lease <= 0 {
 		c.Lease = 10 * time.Minute
 	}
-	c.Lease = max(c.Lease, c.Linger+5*time.Second) // a package lingers within its invoices' lease
+	c.Lease = max(c.Lease, c.Linger+c.Interval+5*time.Second) // a package waits within its invoices' lease
 	return c
 }
 
@@ -168,6 +173,7 @@ type batcher struct {
 
 	mu      sync.Mutex
 	pending map[string]*pendingBatch // by context NIP
+	flushed map[string]time.Time     // by context NIP: when its last package left
 	holding map[string]bool          // state keys in a package here, pending or being sent
 	closed  bool
 	sending sync.WaitGroup
@@ -186,7 +192,7 @@ func newBatcher(s *Sender, cfg BatchConfig, log zerolog.Logger) *batcher {
 	rand.Read(id[:])
 	base, cancel := context.WithCancel(log.WithContext(context.Background()))
 	return &batcher{s: s, cfg: cfg.withDefaults(), owner: hex.EncodeToString(id[:]), base: base, cancel: cancel,
-		pending: map[string]*pendingBatch{}, holding: map[string]bool{}}
+		pending: map[string]*pendingBatch{}, holding: map[string]bool{}, flushed: map[string]time.Time{}}
 }
 
 // handle takes one queue item: into a package when the invoice is waiting for one, else it
@@ -324,12 +330,25 @@ func (b *batcher) flushLater(nip string, p *pendingBatch) {
 	select {
 	case <-p.full:
 	case <-t.C:
+		// Pace the context's packages to its session budget; a full one goes at once.
+		b.mu.Lock()
+		wait := time.Until(b.flushed[nip].Add(b.cfg.Interval))
+		b.mu.Unlock()
+		if wait > 0 {
+			t.Reset(wait)
+			select {
+			case <-p.full:
+			case <-t.C:
+			case <-b.base.Done():
+			}
+		}
 	case <-b.base.Done():
 	}
 	b.mu.Lock()
 	if b.pending[nip] == p {
 		delete(b.pending, nip)
 	}
+	b.flushed[nip] = time.Now()
 	items := p.items // no item joins once it is out of pending
 	closing := b.closed
 	b.mu.Unlock()
