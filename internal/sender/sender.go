@@ -12,9 +12,11 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"runtime"
 	"time"
 
 	"github.com/rs/zerolog"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ratelimit"
@@ -34,7 +36,14 @@ type Config struct {
 	Layout storage.Layout
 	// MaxInvoiceSize: KSeF takes at most 1 MB per invoice (without attachments).
 	MaxInvoiceSize int64
-	Now            func() time.Time
+	// MemoryBudget bounds the invoice bytes all handlers hold at once, from loading an invoice
+	// until it is sent or queued for a batch (default 8 MiB, at least MaxInvoiceSize). Handlers
+	// over it wait before loading, holding nothing.
+	MemoryBudget int64
+	// Validations bounds the invoices validated or generated at once (default GOMAXPROCS):
+	// it is CPU work whose garbage grows with the document, so more at once only costs memory.
+	Validations int
+	Now         func() time.Time
 	// Log is for work done outside any message (batch packages).
 	Log zerolog.Logger
 	// SendLease is how long after a send started its outcome may still be unknown: longer than
@@ -54,6 +63,8 @@ type Sender struct {
 	store     storage.Store
 	validator *fa3.Validator
 	pub       worker.Publisher
+	mem       *budget
+	cpu       *semaphore.Weighted
 }
 
 // New returns a sender. clients gives the KSeF client of a context (with its token and limiter).
@@ -67,7 +78,15 @@ func New(cfg Config, clients func(ctx context.Context, nip string) (*ksef.Client
 	if cfg.SendLease <= 0 {
 		cfg.SendLease = 150 * time.Second
 	}
-	s := &Sender{cfg: cfg, clients: clients, states: states, store: store, validator: validator, pub: pub}
+	if cfg.MemoryBudget <= 0 {
+		cfg.MemoryBudget = 8 << 20
+	}
+	cfg.MemoryBudget = max(cfg.MemoryBudget, cfg.MaxInvoiceSize)
+	if cfg.Validations <= 0 {
+		cfg.Validations = runtime.GOMAXPROCS(0)
+	}
+	s := &Sender{cfg: cfg, clients: clients, states: states, store: store, validator: validator, pub: pub,
+		mem: newBudget(cfg.MemoryBudget), cpu: semaphore.NewWeighted(int64(cfg.Validations))}
 	if !cfg.Batch.Disabled {
 		s.batch = newBatcher(s, cfg.Batch, cfg.Log)
 	}
@@ -132,16 +151,30 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 		}
 	}
 
-	xml, ref, rejection, err := s.load(ctx, ev)
+	mem, err := s.mem.take(ctx, s.expectedSize(ev))
+	if err != nil {
+		return err
+	}
+	defer mem.release()
+	xml, ref, rejection, err := s.load(ctx, ev, mem)
 	if err != nil {
 		return err
 	}
 	if rejection != nil {
 		return s.reject(ctx, ev, key, digest, st, rev, rejection)
 	}
-	inv, rejection := s.validate(ctx, ev, xml)
+	inv, rejection, err := s.validate(ctx, ev, xml)
+	if err != nil {
+		return err
+	}
 	if rejection != nil {
 		return s.reject(ctx, ev, key, digest, st, rev, rejection)
+	}
+	if ref == nil {
+		// Inline and generated invoices are stored once valid, so every later event can point at them.
+		if ref, err = s.storeXML(ctx, ev, xml, inv.InvoiceNumber()); err != nil {
+			return err
+		}
 	}
 	hash := hashBase64(xml)
 
@@ -171,6 +204,7 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 	base := State{Status: StatusQueued, SourceDigest: digest, Resubmission: ev.Resubmission, InvoiceHash: hash,
 		Attempt: attempt, XML: ref, InvoiceNumber: inv.InvoiceNumber()}
 	err = s.sendOnline(ctx, ev, key, rev, base, xml)
+	mem.release() // a batch package reads the stored copy
 	var we *ratelimit.WaitError
 	if !errors.As(err, &we) {
 		return err
@@ -355,14 +389,33 @@ func (s *Sender) xmlLocation(ev *events.InvoiceSubmitted) storage.Location {
 	return s.cfg.Layout.InvoiceXML(ev.ContextNIP, ev.OccurredAt.Time, ev.InvoiceID)
 }
 
-// load returns the invoice XML and where it is stored, storing inline and generated invoices
-// first so that every later event can point at it. A rejection is returned for problems of the
-// input; an error for problems worth retrying.
-func (s *Sender) load(ctx context.Context, ev *events.InvoiceSubmitted) ([]byte, *events.ObjectRef, *events.InvoiceRejected, error) {
+// expectedSize is how many bytes of the memory budget loading ev takes before its size is known.
+func (s *Sender) expectedSize(ev *events.InvoiceSubmitted) int64 {
+	switch {
+	case ev.XML != nil && ev.XML.Size > 0:
+		return min(ev.XML.Size, s.cfg.MaxInvoiceSize)
+	case ev.XML == nil && len(ev.InlineXML) > 0:
+		return int64(len(ev.InlineXML))
+	}
+	return s.cfg.MaxInvoiceSize
+}
+
+// load returns the invoice XML and, for an invoice the ERP stored, where it is (nil for inline
+// and generated invoices, stored once valid). mem is fitted to the XML's size. A rejection is
+// returned for problems of the input; an error for problems worth retrying.
+func (s *Sender) load(ctx context.Context, ev *events.InvoiceSubmitted, mem *share) ([]byte, *events.ObjectRef, *events.InvoiceRejected, error) {
 	var xml []byte
 	switch {
 	case ev.XML != nil:
 		rc, info, err := s.store.Get(ctx, ev.XML.Bucket, ev.XML.Key)
+		if err == nil && info.Size > mem.n && info.Size <= s.cfg.MaxInvoiceSize {
+			// Bigger than the event said: wait for its share without keeping the object open.
+			rc.Close()
+			if err := mem.fit(ctx, info.Size); err != nil {
+				return nil, nil, nil, err
+			}
+			rc, info, err = s.store.Get(ctx, ev.XML.Bucket, ev.XML.Key)
+		}
 		if errors.Is(err, storage.ErrNotFound) {
 			return nil, nil, rejectInput("the referenced invoice object does not exist", ev.XML.Bucket+"/"+ev.XML.Key), nil
 		}
@@ -373,19 +426,21 @@ func (s *Sender) load(ctx context.Context, ev *events.InvoiceSubmitted) ([]byte,
 		if info.Size > s.cfg.MaxInvoiceSize {
 			return nil, nil, rejectInput(fmt.Sprintf("the invoice is %d bytes, over the limit of %d", info.Size, s.cfg.MaxInvoiceSize)), nil
 		}
-		xml, err = io.ReadAll(io.LimitReader(rc, s.cfg.MaxInvoiceSize+1))
+		// Read at most the share: an object that grew after its size was read is retried, not
+		// let past the budget.
+		xml, err = io.ReadAll(io.LimitReader(rc, mem.n+1))
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("reading the invoice object: %w", err)
 		}
-		if int64(len(xml)) > s.cfg.MaxInvoiceSize {
-			return nil, nil, rejectInput(fmt.Sprintf("the invoice is over the limit of %d bytes", s.cfg.MaxInvoiceSize)), nil
+		if int64(len(xml)) > mem.n {
+			return nil, nil, nil, fmt.Errorf("reading the invoice object: it changed while read (over %d bytes)", mem.n)
 		}
 		if ev.XML.SHA256 != "" && hashBase64(xml) != ev.XML.SHA256 {
 			return nil, nil, rejectInput("the invoice object's SHA-256 does not match the event", "event "+ev.XML.SHA256+", object "+hashBase64(xml)), nil
 		}
 		ref := *ev.XML
 		ref.SHA256, ref.Size = hashBase64(xml), int64(len(xml))
-		return xml, &ref, nil, nil
+		return xml, &ref, nil, mem.fit(ctx, ref.Size)
 	case len(ev.InlineXML) > 0:
 		xml = ev.InlineXML
 	case len(ev.Generate) > 0:
@@ -395,11 +450,15 @@ func (s *Sender) load(ctx context.Context, ev *events.InvoiceSubmitted) ([]byte,
 		if err := dec.Decode(&req); err != nil {
 			return nil, nil, rejectInput("the structured invoice is not valid JSON of a generate request", err.Error()), nil
 		}
-		var err error
+		if err := s.cpu.Acquire(ctx, 1); err != nil {
+			return nil, nil, nil, err
+		}
 		// The event's time is the generation time: a redelivery generates the same bytes, so
 		// the invoice is recognized in KSeF instead of sent again.
 		at := ev.OccurredAt.Time
+		var err error
 		xml, err = fa3.Generate(req, fa3.WithValidator(s.validator), fa3.WithClock(func() time.Time { return at }))
+		s.cpu.Release(1)
 		if err != nil {
 			return nil, nil, rejectInput("the structured invoice cannot be turned into FA(3)", err.Error()), nil
 		}
@@ -409,19 +468,13 @@ func (s *Sender) load(ctx context.Context, ev *events.InvoiceSubmitted) ([]byte,
 	if int64(len(xml)) > s.cfg.MaxInvoiceSize {
 		return nil, nil, rejectInput(fmt.Sprintf("the invoice is %d bytes, over the limit of %d", len(xml), s.cfg.MaxInvoiceSize)), nil
 	}
-	ref, err := s.storeXML(ctx, ev, xml)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return xml, ref, nil, nil
+	return xml, nil, nil, mem.fit(ctx, int64(len(xml)))
 }
 
-func (s *Sender) storeXML(ctx context.Context, ev *events.InvoiceSubmitted, xml []byte) (*events.ObjectRef, error) {
+func (s *Sender) storeXML(ctx context.Context, ev *events.InvoiceSubmitted, xml []byte, number string) (*events.ObjectRef, error) {
 	loc := s.xmlLocation(ev)
-	meta := storage.ObjectMeta{ContentType: "application/xml", Metadata: map[string]string{storage.MetaInvoiceID: ev.InvoiceID}}
-	if inv, err := fa3.Parse(xml); err == nil {
-		meta.Metadata[storage.MetaInvoiceNumber] = inv.InvoiceNumber()
-	}
+	meta := storage.ObjectMeta{ContentType: "application/xml", Metadata: map[string]string{
+		storage.MetaInvoiceID: ev.InvoiceID, storage.MetaInvoiceNumber: number}}
 	info, err := s.store.Put(ctx, loc.Bucket, loc.Key, bytes.NewReader(xml), int64(len(xml)), meta)
 	if err != nil {
 		return nil, fmt.Errorf("storing the invoice XML: %w", err)
@@ -429,22 +482,27 @@ func (s *Sender) storeXML(ctx context.Context, ev *events.InvoiceSubmitted, xml 
 	return &events.ObjectRef{Bucket: info.Bucket, Key: info.Key, SHA256: info.SHA256, Size: info.Size, ContentType: info.ContentType}, nil
 }
 
-// validate checks the invoice against the FA(3) schema, its semantics, and the context.
-func (s *Sender) validate(ctx context.Context, ev *events.InvoiceSubmitted, xml []byte) (*fa3.Invoice, *events.InvoiceRejected) {
+// validate checks the invoice against the FA(3) schema, its semantics, and the context. It
+// returns an error only when ctx ended while waiting for a validation slot.
+func (s *Sender) validate(ctx context.Context, ev *events.InvoiceSubmitted, xml []byte) (*fa3.Invoice, *events.InvoiceRejected, error) {
+	if err := s.cpu.Acquire(ctx, 1); err != nil {
+		return nil, nil, err
+	}
+	defer s.cpu.Release(1)
 	res, err := s.validator.Validate(ctx, xml)
 	if err != nil {
 		return nil, &events.InvoiceRejected{Code: int(ksef.StatusInvalid), Description: ksef.StatusInvalid.Description(),
-			Details: []string{err.Error()}, Stage: events.StageValidate}
+			Details: []string{err.Error()}, Stage: events.StageValidate}, nil
 	}
 	if err := fa3.CheckSemantics(res.Invoice); err != nil {
 		return nil, &events.InvoiceRejected{Code: int(ksef.StatusSemantic), Description: ksef.StatusSemantic.Description(),
-			Details: []string{err.Error()}, Stage: events.StageValidate}
+			Details: []string{err.Error()}, Stage: events.StageValidate}, nil
 	}
 	if seller := res.Invoice.SellerNIP(); seller != ev.ContextNIP {
 		return nil, &events.InvoiceRejected{Code: int(ksef.StatusPermission), Description: ksef.StatusPermission.Description(),
-			Details: []string{fmt.Sprintf("the seller's NIP %s is not the context %s", seller, ev.ContextNIP)}, Stage: events.StageValidate}
+			Details: []string{fmt.Sprintf("the seller's NIP %s is not the context %s", seller, ev.ContextNIP)}, Stage: events.StageValidate}, nil
 	}
-	return res.Invoice, nil
+	return res.Invoice, nil, nil
 }
 
 func deref(s *string) string {
