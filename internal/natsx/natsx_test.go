@@ -133,7 +133,7 @@ func TestEnsureStreams(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := info.Config
-	if strings.Join(c.Subjects, " ") != "acme.invoice.> acme.session.> acme.query.> acme.dlq.>" ||
+	if strings.Join(c.Subjects, " ") != "acme.invoice.> acme.session.> acme.query.> acme.dlq.> acme.batch.>" ||
 		c.Retention != jetstream.LimitsPolicy || c.Storage != jetstream.FileStorage ||
 		c.MaxAge != 30*24*time.Hour || c.Duplicates != 10*time.Minute {
 		t.Fatalf("stream config %+v", c)
