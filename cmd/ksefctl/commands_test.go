@@ -427,12 +427,13 @@ func TestDLQ(t *testing.T) {
 	wantContains(t, r.stderr, "not a dead letter")
 }
 
-// TestStreams shows the stream, the four workers' consumers and the KV buckets.
+// TestStreams shows the stream, the workers' consumers (the sender has two: invoice.submitted and
+// its batch queue) and the KV buckets.
 func TestStreams(t *testing.T) {
 	r := ksefctl(t, nil, "streams")
 	wantCode(t, r, 0)
 	wantContains(t, r.stdout, "stream KSEF:")
-	for _, w := range []string{"sender", "poller", "downloader", "visualizer", "KSEF_STATE"} {
+	for _, w := range []string{"sender", "sender-batch", "poller", "downloader", "visualizer", "KSEF_STATE"} {
 		wantContains(t, r.stdout, "\n"+w+" ")
 	}
 	r = ksefctl(t, nil, "streams", "--output", "json")
@@ -448,7 +449,7 @@ func TestStreams(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
 		t.Fatal(err)
 	}
-	if len(rep) != 1 || rep[0].Name != "KSEF" || len(rep[0].Consumers) != 4 || len(rep[0].Missing) != 0 {
+	if len(rep) != 1 || rep[0].Name != "KSEF" || len(rep[0].Consumers) != 5 || len(rep[0].Missing) != 0 {
 		t.Fatalf("streams: %+v", rep)
 	}
 }
