@@ -157,6 +157,13 @@ static int fa3_check(xmlSchemaPtr schema, const char *buf, int len, const char *
 		xmlSchemaFreeValidCtxt(vctxt);
 	}
 	if (err->set || (rc < 0 && !serr.set)) {
+		// The reader does not pass on every parser error (a premature end, for one): parse once
+		// more, the way the whole document is parsed, for the first error and its line.
+		memset(err, 0, sizeof *err);
+		xmlDocPtr doc = fa3_parse(buf, len, err);
+		if (doc != NULL) {
+			xmlFreeDoc(doc);
+		}
 		fa3_set(err, "document is not well-formed");
 		return FA3_NOT_WELL_FORMED;
 	}
