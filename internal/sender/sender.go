@@ -176,7 +176,7 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 			return err
 		}
 	}
-	hash := hashBase64(xml)
+	hash := ref.SHA256 // of these bytes: computed by load, or by the store while writing them
 
 	if st != nil && st.SourceDigest == digest && st.Resubmission == ev.Resubmission && st.Status == StatusSending && st.SessionID != "" {
 		// Another handler (a replica, or this worker before a restart) may still be waiting for
@@ -435,11 +435,12 @@ func (s *Sender) load(ctx context.Context, ev *events.InvoiceSubmitted, mem *sha
 		if int64(len(xml)) > mem.n {
 			return nil, nil, nil, fmt.Errorf("reading the invoice object: it changed while read (over %d bytes)", mem.n)
 		}
-		if ev.XML.SHA256 != "" && hashBase64(xml) != ev.XML.SHA256 {
-			return nil, nil, rejectInput("the invoice object's SHA-256 does not match the event", "event "+ev.XML.SHA256+", object "+hashBase64(xml)), nil
+		sum := hashBase64(xml)
+		if ev.XML.SHA256 != "" && sum != ev.XML.SHA256 {
+			return nil, nil, rejectInput("the invoice object's SHA-256 does not match the event", "event "+ev.XML.SHA256+", object "+sum), nil
 		}
 		ref := *ev.XML
-		ref.SHA256, ref.Size = hashBase64(xml), int64(len(xml))
+		ref.SHA256, ref.Size = sum, int64(len(xml))
 		return xml, &ref, nil, mem.fit(ctx, ref.Size)
 	case len(ev.InlineXML) > 0:
 		xml = ev.InlineXML
