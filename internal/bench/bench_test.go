@@ -202,3 +202,57 @@ func TestTargets(t *testing.T) {
 	check("≥ 100,000 invoices/hour", false, false) // drained below the goal: unknown
 	check("sender peak RSS", true, false)
 }
+
+// TestProcCPU reads this process's CPU time from /proc/<pid>/stat while it burns some, and
+// checks it against getrusage, the kernel's other account of the same time.
+func TestProcCPU(t *testing.T) {
+	before, err := procCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := selfCPU() + 300*time.Millisecond; selfCPU() < deadline; {
+		for i := range 1_000_000 {
+			_ = i * i
+		}
+	}
+	after, err := procCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := after - before; got < 200*time.Millisecond {
+		t.Errorf("/proc/self/stat counted %s for ≥ 300 ms of CPU", got)
+	}
+	if self := selfCPU(); after > self+clockTick {
+		t.Errorf("/proc/self/stat says %s, getrusage only %s", after, self)
+	}
+	if _, err := procCPU(1 << 30); err == nil {
+		t.Error("no error for a process that does not exist")
+	}
+}
+
+func TestCPUPerInvoice(t *testing.T) {
+	for _, tc := range []struct {
+		e    E2E
+		want string
+	}{
+		{E2E{Accepted: 0, BenchCPU: time.Second}, "–"},
+		{E2E{Accepted: 1000, BenchCPU: 0}, "–"},
+		{E2E{Accepted: 1000, BenchCPU: 5 * time.Second}, "5.00 all"},
+		{E2E{Accepted: 1000, Replicas: 2, WorkerCPU: 2 * time.Second, BenchCPU: 3500 * time.Millisecond}, "2.00 workers + 3.50 rest"},
+	} {
+		if got := cpuPerInvoice(tc.e); got != tc.want {
+			t.Errorf("cpuPerInvoice(%+v) = %q, want %q", tc.e, got, tc.want)
+		}
+	}
+	runs := []E2E{
+		{Replicas: 0, Accepted: 1000, BenchCPU: time.Second}, // in-process: no split, not counted
+		{Replicas: 1, Accepted: 1000, WorkerCPU: 4 * time.Second, BenchCPU: time.Second},
+		{Replicas: 2, Accepted: 1000, WorkerCPU: 2 * time.Second, BenchCPU: time.Second},
+	}
+	if c, at := workerCapacity(runs, 2); c != 1000 || at.Replicas != 2 {
+		t.Errorf("workerCapacity = %.0f at %d replicas, want 1000 at 2", c, at.Replicas)
+	}
+	if c, _ := workerCapacity(runs[:1], 2); c != 0 {
+		t.Errorf("workerCapacity without process runs = %.0f, want 0", c)
+	}
+}

@@ -68,6 +68,10 @@ type E2E struct {
 	// Stages split the latency (paced runs): submitted -> invoice.sent seen, invoice.sent seen ->
 	// invoice.accepted seen, and the emulator's own time (received -> outcome shown).
 	ToSent, ToAccepted, Emulator Spread
+	// BenchCPU is the CPU time the bench process used from the first publish to the last
+	// outcome: the emulator, the NATS server, the publisher and the event tracker, plus the
+	// workers when they run in-process. WorkerCPU is the worker processes' (Replicas > 0).
+	BenchCPU, WorkerCPU time.Duration
 	// StatusCalls is ksefInvoiceStatus calls per accepted invoice.
 	StatusCalls float64
 	TooMany     int
@@ -135,8 +139,9 @@ func (b *Bench) runE2E(ctx context.Context, r e2eRun) (E2E, error) {
 		workers = append(workers, pipeline.Visualizer)
 	}
 	var alive []func() error
+	var procs *procs
 	if r.replicas > 0 {
-		procs, err := b.startServices(ctx, v, workers, r.replicas)
+		procs, err = b.startServices(ctx, v, workers, r.replicas)
 		if err != nil {
 			return res, err
 		}
@@ -147,6 +152,11 @@ func (b *Bench) runE2E(ctx context.Context, r e2eRun) (E2E, error) {
 	}
 
 	statusBefore := v.e.Emulator.Requests(ksef.OpInvoiceStatus, 200) // the baselines' calls are not the pipeline's
+	var workerCPU time.Duration
+	if procs != nil {
+		workerCPU, _ = procs.cpuTime() // their start-up is not the invoices' cost
+	}
+	benchCPU := selfCPU()
 	start := time.Now()
 	if err := publish(ctx, v, tr, r.invoices, r.rate); err != nil {
 		return res, err
@@ -164,6 +174,12 @@ func (b *Bench) runE2E(ctx context.Context, r e2eRun) (E2E, error) {
 		}
 		return !r.visualize || len(tr.visualized) >= len(tr.accepted)
 	}, alive...)
+	res.BenchCPU = selfCPU() - benchCPU
+	if procs != nil {
+		if cpu, err := procs.cpuTime(); err == nil {
+			res.WorkerCPU = cpu - workerCPU
+		}
+	}
 	tr.mu.Lock()
 	res.Accepted, res.Rejected, res.Visualized = len(tr.accepted), len(tr.rejected), len(tr.visualized)
 	var lat, added, floors, toSent, toAccepted, emu []time.Duration

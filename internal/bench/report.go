@@ -152,9 +152,14 @@ func (r *Report) WriteMarkdown(w io.Writer, chart string) error {
 	if len(r.Scaling) > 0 {
 		p("## Scaling: worker processes")
 		p("")
-		p("Sender and poller as separate processes (services/*), N replicas of each; NATS and the emulator in the bench process; local storage shared. No latency, no PDFs.")
+		p("Sender and poller as separate processes (services/*), N replicas of each; NATS and the emulator in the bench process; local storage shared. No latency, no PDFs. CPU per invoice splits the worker processes' CPU time from the bench process's (the emulator, which validates and decrypts every invoice like KSeF, the NATS server, the publisher and the event tracker), from the first publish to the last outcome.")
 		p("")
 		writeE2E(p, r.Scaling)
+		if c, at := workerCapacity(r.Scaling, r.Machine.CPUs); c > 0 {
+			p("")
+			p("At the workers' own cost per invoice (%s), %d CPUs given to the workers alone would carry about %.0f invoices/s; here they share the CPUs with the emulator and NATS.",
+				cpuPerInvoice(at), r.Machine.CPUs, c)
+		}
 	}
 	if len(r.Memory) > 0 {
 		p("## Memory: peak RSS of worker processes (VmHWM)")
@@ -231,9 +236,39 @@ func (r *Report) WriteMarkdown(w io.Writer, chart string) error {
 	return err
 }
 
+// cpuPerInvoice is the CPU time per accepted invoice: the worker processes' and the bench
+// process's (emulator, NATS server, publisher, tracker) apart when the workers ran as processes.
+func cpuPerInvoice(e E2E) string {
+	if e.Accepted == 0 || e.BenchCPU == 0 {
+		return "–"
+	}
+	per := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) / float64(e.Accepted) }
+	if e.Replicas > 0 {
+		return fmt.Sprintf("%.2f workers + %.2f rest", per(e.WorkerCPU), per(e.BenchCPU))
+	}
+	return fmt.Sprintf("%.2f all", per(e.BenchCPU))
+}
+
+// workerCapacity is the invoices per second the worker processes' own CPU cost per invoice
+// allows on cpus CPUs, from the scaling run with the most accepted invoices per worker CPU
+// second; 0 when no run measured it.
+func workerCapacity(runs []E2E, cpus int) (float64, E2E) {
+	var best float64
+	var at E2E
+	for _, e := range runs {
+		if e.Replicas == 0 || e.WorkerCPU <= 0 || e.Accepted == 0 {
+			continue
+		}
+		if c := float64(cpus) * float64(e.Accepted) / e.WorkerCPU.Seconds(); c > best {
+			best, at = c, e
+		}
+	}
+	return best, at
+}
+
 func writeE2E(p func(string, ...any), runs []E2E) {
-	p("| run | KSeF latency | PDF | workers | invoices | accepted | elapsed | invoices/s | p50 | p95 | p99 | added p50 / p99 | 429s |")
-	p("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	p("| run | KSeF latency | PDF | workers | invoices | accepted | elapsed | invoices/s | p50 | p95 | p99 | added p50 / p99 | CPU ms per invoice | 429s |")
+	p("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, e := range runs {
 		pdf := "off"
 		if e.Visualize {
@@ -255,8 +290,8 @@ func writeE2E(p func(string, ...any), runs []E2E) {
 		if len(e.Problems) > 0 {
 			name += " ⚠ " + strings.Join(e.Problems, "; ")
 		}
-		p("| %s | %s | %s | %s | %d | %d | %s | %.0f | %s | %s | %s | %s | %d |", name, e.Latency.Name, pdf, workers, e.Invoices, e.Accepted,
-			e.Elapsed.Round(time.Millisecond), e.Throughput, ms(e.P50), ms(e.P95), ms(e.P99), added, e.TooMany)
+		p("| %s | %s | %s | %s | %d | %d | %s | %.0f | %s | %s | %s | %s | %s | %d |", name, e.Latency.Name, pdf, workers, e.Invoices, e.Accepted,
+			e.Elapsed.Round(time.Millisecond), e.Throughput, ms(e.P50), ms(e.P95), ms(e.P99), added, cpuPerInvoice(e), e.TooMany)
 	}
 	p("")
 }
