@@ -29,19 +29,27 @@ func (c *CAS) Get(ctx context.Context, key string) ([]byte, uint64, error) {
 
 // Swap writes value if key is still at revision (0: absent) and reports whether it did.
 func (c *CAS) Swap(ctx context.Context, key string, value []byte, revision uint64) (bool, error) {
+	rev, err := c.SwapRevision(ctx, key, value, revision)
+	return rev != 0, err
+}
+
+// SwapRevision is Swap that returns the revision the write made (0: another writer got there
+// first), so that a writer can write again without reading the key back.
+func (c *CAS) SwapRevision(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
+	var rev uint64
 	var err error
 	if revision == 0 {
-		_, err = c.kv.Create(ctx, key, value)
+		rev, err = c.kv.Create(ctx, key, value)
 	} else {
-		_, err = c.kv.Update(ctx, key, value, revision)
+		rev, err = c.kv.Update(ctx, key, value, revision)
 	}
 	switch {
 	case err == nil:
-		return true, nil
+		return rev, nil
 	case errors.Is(err, jetstream.ErrKeyExists), isWrongSequence(err):
-		return false, nil
+		return 0, nil
 	default:
-		return false, fmt.Errorf("natsx: kv swap %s: %w", key, err)
+		return 0, fmt.Errorf("natsx: kv swap %s: %w", key, err)
 	}
 }
 

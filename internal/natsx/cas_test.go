@@ -45,6 +45,18 @@ func TestCASAgainstJetStream(t *testing.T) {
 	if ok, err := c.Swap(ctx, "k", []byte("c"), rev); !ok || err != nil {
 		t.Fatalf("update: %v %v", ok, err)
 	}
+	// SwapRevision's revision is the one a Get sees, and the next write can use it as is.
+	_, rev, _ = c.Get(ctx, "k")
+	rev, err = c.SwapRevision(ctx, "k", []byte("d"), rev)
+	if _, got, _ := c.Get(ctx, "k"); err != nil || rev == 0 || got != rev {
+		t.Fatalf("SwapRevision: %d %v, Get's revision %d", rev, err, got)
+	}
+	if lost, err := c.SwapRevision(ctx, "k", []byte("e"), rev-1); lost != 0 || err != nil {
+		t.Fatalf("stale SwapRevision must lose: %d %v", lost, err)
+	}
+	if next, err := c.SwapRevision(ctx, "k", []byte("e"), rev); next <= rev || err != nil {
+		t.Fatalf("SwapRevision after SwapRevision: %d %v", next, err)
+	}
 
 	// Concurrent increments through Swap never lose an update.
 	const n, workers = 50, 4

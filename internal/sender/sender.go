@@ -234,20 +234,15 @@ func (s *Sender) sendOnline(ctx context.Context, ev *events.InvoiceSubmitted, ke
 	}
 	next := base
 	next.Status, next.SessionID, next.Mode, next.UpdatedAt = StatusSending, lease.Session.ID, events.ModeOnline, s.cfg.Now()
-	ok, err := s.states.Put(ctx, key, &next, rev)
+	rev, err = s.states.Write(ctx, key, &next, rev)
 	if err != nil {
 		lease.Release(ctx, false, false)
 		return fmt.Errorf("writing invoice state: %w", err)
 	}
-	if !ok {
+	if rev == 0 {
 		lease.Release(ctx, false, false)
 		// Another replica is handling the same invoice right now.
 		return worker.Snooze(2 * time.Second)
-	}
-	_, rev, err = s.states.Get(ctx, key) // the revision our Put produced
-	if err != nil {
-		lease.Release(ctx, false, false)
-		return fmt.Errorf("reading invoice state: %w", err)
 	}
 
 	resp, err := lease.Session.Send(ctx, xml)

@@ -55,6 +55,8 @@ type State struct {
 type CAS interface {
 	Get(ctx context.Context, key string) ([]byte, uint64, error)
 	Swap(ctx context.Context, key string, value []byte, revision uint64) (bool, error)
+	// SwapRevision is Swap that returns the revision written (0: another writer got there first).
+	SwapRevision(ctx context.Context, key string, value []byte, revision uint64) (uint64, error)
 }
 
 // States reads and writes invoice states.
@@ -109,4 +111,14 @@ func (s *States) Put(ctx context.Context, key string, st *State, rev uint64) (bo
 		return false, err
 	}
 	return s.cas.Swap(ctx, key, raw, rev)
+}
+
+// Write is Put that returns the revision it wrote (0: another replica got there first), for a
+// writer that writes the record again without reading it back.
+func (s *States) Write(ctx context.Context, key string, st *State, rev uint64) (uint64, error) {
+	raw, err := json.Marshal(st)
+	if err != nil {
+		return 0, err
+	}
+	return s.cas.SwapRevision(ctx, key, raw, rev)
 }
