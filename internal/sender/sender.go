@@ -170,13 +170,16 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 	if rejection != nil {
 		return s.reject(ctx, ev, key, digest, st, rev, rejection)
 	}
+	stored := storedAt(ref)
 	if ref == nil {
-		// Inline and generated invoices are stored once valid, so every later event can point at them.
-		if ref, err = s.storeXML(ctx, ev, xml, inv.InvoiceNumber()); err != nil {
-			return err
-		}
+		// Inline and generated invoices are stored once valid, so every later event can point at
+		// them. The write overlaps the send (where it goes and the hash are known before it
+		// ends); nothing records the send or announces it before the write has ended.
+		stored = s.storeXMLAsync(ctx, ev, xml, inv.InvoiceNumber())
+		defer stored.wait() // it reads xml
+		ref = s.expectedRef(ev, xml)
 	}
-	hash := ref.SHA256 // of these bytes: computed by load, or by the store while writing them
+	hash := ref.SHA256 // of these bytes: computed by load, or here for an invoice being stored
 
 	if st != nil && st.SourceDigest == digest && st.Resubmission == ev.Resubmission && st.Status == StatusSending && st.SessionID != "" {
 		// Another handler (a replica, or this worker before a restart) may still be waiting for
@@ -191,6 +194,9 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 			return err
 		}
 		if found != nil {
+			if ref, err = stored.wait(); err != nil {
+				return err
+			}
 			sent := *st
 			sent.XML, sent.InvoiceNumber = ref, inv.InvoiceNumber() // what this delivery loaded
 			return s.markSent(ctx, ev, key, rev, &sent, deref(found.InvoiceId))
@@ -203,12 +209,17 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 	}
 	base := State{Status: StatusQueued, SourceDigest: digest, Resubmission: ev.Resubmission, InvoiceHash: hash,
 		Attempt: attempt, XML: ref, InvoiceNumber: inv.InvoiceNumber()}
-	err = s.sendOnline(ctx, ev, key, rev, base, xml)
-	mem.release() // a batch package reads the stored copy
+	err = s.sendOnline(ctx, ev, key, rev, base, xml, stored)
+	ref, serr := stored.wait() // the write reads xml
+	mem.release()              // a batch package reads the stored copy
 	var we *ratelimit.WaitError
 	if !errors.As(err, &we) {
 		return err
 	}
+	if serr != nil {
+		return serr
+	}
+	base.XML = ref
 	if s.batch == nil {
 		return worker.Snooze(we.Wait + jitter(we.Wait))
 	}
@@ -220,9 +231,10 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 // jitter spreads invoices waiting for the same request slot, so they do not all come back at once.
 func jitter(d time.Duration) time.Duration { return time.Duration(rand.Int64N(int64(d)/2 + 1)) }
 
-// sendOnline sends the invoice in the context's interactive session. A *ratelimit.WaitError says
-// nothing was sent because the next request slot is too far away.
-func (s *Sender) sendOnline(ctx context.Context, ev *events.InvoiceSubmitted, key string, rev uint64, base State, xml []byte) error {
+// sendOnline sends the invoice in the context's interactive session and, once stored says the
+// XML is stored, records and announces the send. A *ratelimit.WaitError says nothing was sent
+// because the next request slot is too far away.
+func (s *Sender) sendOnline(ctx context.Context, ev *events.InvoiceSubmitted, key string, rev uint64, base State, xml []byte, stored *xmlWrite) error {
 	nip := ev.ContextNIP
 	lease, err := s.pool.Acquire(ctx, nip)
 	var we *ratelimit.WaitError
@@ -231,6 +243,11 @@ func (s *Sender) sendOnline(ctx context.Context, ev *events.InvoiceSubmitted, ke
 	}
 	if err != nil {
 		return ksefconn.Outcome(err, "opening a KSeF session")
+	}
+	if err := stored.failed(); err != nil {
+		// The XML could not be stored: nothing is sent that could not be announced.
+		lease.Release(ctx, false, false)
+		return err
 	}
 	next := base
 	next.Status, next.SessionID, next.Mode, next.UpdatedAt = StatusSending, lease.Session.ID, events.ModeOnline, s.cfg.Now()
@@ -280,6 +297,13 @@ func (s *Sender) sendOnline(ctx context.Context, ev *events.InvoiceSubmitted, ke
 		return ksefconn.Outcome(err, "sending")
 	}
 	lease.Release(ctx, true, false)
+	ref, err := stored.wait()
+	if err != nil {
+		// KSeF has the invoice and its state says sending: the redelivery stores the XML again
+		// and, after the send lease, finds the send in the session's list.
+		return err
+	}
+	next.XML = ref
 	return s.markSent(ctx, ev, key, rev, &next, resp.Id)
 }
 
@@ -467,9 +491,57 @@ func (s *Sender) load(ctx context.Context, ev *events.InvoiceSubmitted, mem *sha
 	return xml, nil, nil, mem.fit(ctx, int64(len(xml)))
 }
 
+// xmlWrite is an invoice XML being stored while the invoice is sent.
+type xmlWrite struct {
+	done chan struct{}
+	ref  *events.ObjectRef
+	err  error
+}
+
+// storedAt is the xmlWrite of an XML already stored at ref.
+func storedAt(ref *events.ObjectRef) *xmlWrite {
+	w := &xmlWrite{done: make(chan struct{}), ref: ref}
+	close(w.done)
+	return w
+}
+
+// wait returns where the XML is once the write has ended.
+func (w *xmlWrite) wait() (*events.ObjectRef, error) {
+	<-w.done
+	return w.ref, w.err
+}
+
+// failed returns the write's error if it has already ended with one.
+func (w *xmlWrite) failed() error {
+	select {
+	case <-w.done:
+		return w.err
+	default:
+		return nil
+	}
+}
+
+// storeXMLAsync starts storing an inline or generated invoice (see storeXML).
+func (s *Sender) storeXMLAsync(ctx context.Context, ev *events.InvoiceSubmitted, xml []byte, number string) *xmlWrite {
+	w := &xmlWrite{done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		w.ref, w.err = s.storeXML(ctx, ev, xml, number)
+	}()
+	return w
+}
+
+// expectedRef is where storeXML puts xml, known before the write ends.
+func (s *Sender) expectedRef(ev *events.InvoiceSubmitted, xml []byte) *events.ObjectRef {
+	loc := s.xmlLocation(ev)
+	return &events.ObjectRef{Bucket: loc.Bucket, Key: loc.Key, SHA256: hashBase64(xml), Size: int64(len(xml)), ContentType: xmlContentType}
+}
+
+const xmlContentType = "application/xml"
+
 func (s *Sender) storeXML(ctx context.Context, ev *events.InvoiceSubmitted, xml []byte, number string) (*events.ObjectRef, error) {
 	loc := s.xmlLocation(ev)
-	meta := storage.ObjectMeta{ContentType: "application/xml", Metadata: map[string]string{
+	meta := storage.ObjectMeta{ContentType: xmlContentType, Metadata: map[string]string{
 		storage.MetaInvoiceID: ev.InvoiceID, storage.MetaInvoiceNumber: number}}
 	info, err := s.store.Put(ctx, loc.Bucket, loc.Key, bytes.NewReader(xml), int64(len(xml)), meta)
 	if err != nil {
