@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -304,5 +305,72 @@ func TestNewValidatorUnusualPath(t *testing.T) {
 	}
 	if _, err := v.Validate(context.Background(), readSample(t, "valid", "podstawowa-FA_3_Przyklad_5.xml")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestValidateErrorsAnywhere checks that where an error is does not change the outcome: a
+// well-formedness error after a schema error or a wrong root still makes the document not
+// well-formed, a wrong root is reported on its own line (as Parse does), and lines past 65535
+// are exact.
+func TestValidateErrorsAnywhere(t *testing.T) {
+	v := newXSDValidator(t)
+	valid := readSample(t, "valid", "podstawowa-FA_3_Przyklad_1.xml")
+	nip := readSample(t, "invalid", "seller-nip-nine-digits.xml") // schema error on line 11
+	fa2 := readSample(t, "invalid", "fa2-namespace.xml")          // root on line 2
+	const pad = 70000                                             // blank lines, to go past 65535
+	blank := string(bytes.Repeat([]byte("\n"), pad))
+	edit := func(data []byte, old, new string) []byte {
+		t.Helper()
+		out := bytes.Replace(data, []byte(old), []byte(new), 1)
+		if bytes.Equal(out, data) {
+			t.Fatalf("sample changed: %q not found", old)
+		}
+		return out
+	}
+	brokenEnd := func(data []byte) []byte { return edit(data, "</Faktura>", "<a</Faktura>") }
+	tests := []struct {
+		name string
+		in   []byte
+		kind ErrorKind // 0: accepted
+		line int       // 0: the line of the first "<a" (where the document stops being well-formed); -1: not checked
+		msg  string
+	}{
+		{"schema error, then not well-formed", brokenEnd(nip), KindNotWellFormed, 0, ""},
+		{"schema error, then an undeclared prefix", edit(nip, "</Faktura>", "<x:a/></Faktura>"), KindNotWellFormed, -1, "Namespace prefix x"},
+		{"wrong root, then not well-formed", brokenEnd(fa2), KindNotWellFormed, 0, ""},
+		{"wrong root on its own line", edit(fa2, "\n<Faktura", "\n\n\n<Faktura"), KindNotFA3, 4, "FA(2)"},
+		{"wrong root name, otherwise valid", edit(edit(valid, "<Faktura ", "<Fakturka "), "</Faktura>", "</Fakturka>"), KindNotFA3, 2, "Fakturka is not Faktura"},
+		{"valid past line 65535", edit(valid, "<Naglowek>", blank+"<Naglowek>"), 0, 0, ""},
+		{"schema error past line 65535", edit(nip, "<Naglowek>", blank+"<Naglowek>"), KindSchema, 11 + pad, "NIP"},
+		{"not well-formed past line 65535", brokenEnd(edit(valid, "<Naglowek>", blank+"<Naglowek>")), KindNotWellFormed, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := v.Validate(context.Background(), tt.in)
+			if k := KindOf(err); k != tt.kind {
+				t.Fatalf("kind = %v, want %v (%v)", k, tt.kind, err)
+			}
+			if tt.kind == 0 {
+				return
+			}
+			var ve *ValidationError
+			errors.As(err, &ve)
+			want := tt.line
+			if want == 0 {
+				want = lineAt(tt.in, bytes.Index(tt.in, []byte("<a")))
+			}
+			if want > 0 && ve.Line != want {
+				t.Errorf("line = %d, want %d (%v)", ve.Line, want, ve)
+			}
+			if !strings.Contains(ve.Message, tt.msg) {
+				t.Errorf("message %q does not mention %q", ve.Message, tt.msg)
+			}
+			if tt.kind == KindNotFA3 {
+				// Parse, which does not use libxml2, must agree on the line.
+				if _, perr := Parse(tt.in); fmt.Sprint(perr) != fmt.Sprint(err) {
+					t.Errorf("Parse: %v, Validate: %v", perr, err)
+				}
+			}
+		})
 	}
 }
