@@ -3,6 +3,7 @@ package sender
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"golang.org/x/sync/semaphore"
 )
@@ -58,5 +59,27 @@ func (s *share) release() {
 	if s.n > 0 {
 		s.b.sem.Release(s.n)
 		s.n = 0
+	}
+}
+
+// readAtMost reads r to its end, but no more than limit+1 bytes (one more tells the caller the
+// object outgrew its share). The buffer is allocated once at the size the store reported, so a
+// 1 MB invoice costs 1 MB: io.ReadAll would grow it from 512 bytes, leaving about its size again
+// in garbage and up to a quarter unused at the end, and the budget counts only the document.
+func readAtMost(r io.Reader, size, limit int64) ([]byte, error) {
+	buf := make([]byte, 0, min(max(size, 0), limit)+1) // +1: the read that finds the end
+	r = io.LimitReader(r, limit+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // bigger than reported: grow as io.ReadAll does
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
 }

@@ -1,10 +1,13 @@
 package sender
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -110,5 +113,47 @@ func TestBudgetGrowingSharesDoNotDeadlock(t *testing.T) {
 	}
 	if !b.sem.TryAcquire(100) {
 		t.Fatal("the budget was not fully given back")
+	}
+}
+
+func TestReadAtMost(t *testing.T) {
+	doc := bytes.Repeat([]byte("<Faktura/>"), 10_000) // 100,000 bytes
+	n := int64(len(doc))
+	tests := []struct {
+		name    string
+		r       io.Reader
+		size    int64 // as the store reported it
+		limit   int64
+		want    int64 // bytes returned
+		wantCap int64 // 0: not checked
+		wantErr bool
+	}{
+		{"as reported: one buffer of that size", bytes.NewReader(doc), n, n, n, n + 1, false},
+		{"as reported, in small reads", iotest.HalfReader(bytes.NewReader(doc)), n, n, n, n + 1, false},
+		{"smaller than reported", bytes.NewReader(doc[:10]), n, n, 10, 0, false},
+		{"bigger than reported, within the limit", bytes.NewReader(doc), 10, n, n, 0, false},
+		{"over the limit: one byte more tells", bytes.NewReader(doc), n, 1000, 1001, 0, false},
+		{"unknown size", bytes.NewReader(doc), 0, n, n, 0, false},
+		{"read error", iotest.TimeoutReader(bytes.NewReader(doc)), n, n, 0, 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := readAtMost(tc.r, tc.size, tc.limit)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatal("no error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if int64(len(got)) != tc.want || !bytes.Equal(got, doc[:tc.want]) {
+				t.Fatalf("read %d bytes, want the first %d of the document", len(got), tc.want)
+			}
+			if tc.wantCap > 0 && int64(cap(got)) != tc.wantCap {
+				t.Fatalf("buffer of %d bytes for a %d-byte document: grown, not allocated at its size", cap(got), len(got))
+			}
+		})
 	}
 }

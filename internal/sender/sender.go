@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"runtime"
 	"time"
@@ -37,8 +36,10 @@ type Config struct {
 	// MaxInvoiceSize: KSeF takes at most 1 MB per invoice (without attachments).
 	MaxInvoiceSize int64
 	// MemoryBudget bounds the invoice bytes all handlers hold at once, from loading an invoice
-	// until it is sent or queued for a batch (default 8 MiB, at least MaxInvoiceSize). Handlers
-	// over it wait before loading, holding nothing.
+	// until it is sent or queued for a batch (default 4 MiB, at least MaxInvoiceSize). Handlers
+	// over it wait before loading, holding nothing. An invoice costs more than its bytes while it
+	// is sent (its encrypted, base64 and JSON copies: about six times its size) and validated,
+	// so the default is small: four 1 MB invoices, or dozens of typical ones.
 	MemoryBudget int64
 	// Validations bounds the invoices validated or generated at once (default GOMAXPROCS):
 	// it is CPU work whose garbage grows with the document, so more at once only costs memory.
@@ -79,7 +80,7 @@ func New(cfg Config, clients func(ctx context.Context, nip string) (*ksef.Client
 		cfg.SendLease = 150 * time.Second
 	}
 	if cfg.MemoryBudget <= 0 {
-		cfg.MemoryBudget = 8 << 20
+		cfg.MemoryBudget = 4 << 20
 	}
 	cfg.MemoryBudget = max(cfg.MemoryBudget, cfg.MaxInvoiceSize)
 	if cfg.Validations <= 0 {
@@ -447,7 +448,7 @@ func (s *Sender) load(ctx context.Context, ev *events.InvoiceSubmitted, mem *sha
 		}
 		// Read at most the share: an object that grew after its size was read is retried, not
 		// let past the budget.
-		xml, err = io.ReadAll(io.LimitReader(rc, mem.n+1))
+		xml, err = readAtMost(rc, info.Size, mem.n)
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("reading the invoice object: %w", err)
 		}
