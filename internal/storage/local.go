@@ -105,11 +105,13 @@ func (l *Local) Put(ctx context.Context, bucket, key string, r io.Reader, size i
 		src = io.LimitReader(src, size+1)
 	}
 	hr := newHashingReader(src)
-	tmp, err := l.writeTemp(hr)
+	dataF, err := l.writeTemp(hr)
 	if err != nil {
 		return ObjectInfo{}, fmt.Errorf("storage: put %s/%s: %w", bucket, key, err)
 	}
+	tmp := dataF.Name()
 	defer os.Remove(tmp) // no-op once renamed
+	defer dataF.Close()
 	if size >= 0 && hr.n != size {
 		return ObjectInfo{}, fmt.Errorf("%w: put %s/%s: read %d bytes, size %d", ErrInvalid, bucket, key, hr.n, size)
 	}
@@ -118,11 +120,16 @@ func (l *Local) Put(ctx context.Context, bucket, key string, r io.Reader, size i
 	if err != nil {
 		return ObjectInfo{}, fmt.Errorf("storage: put %s/%s: %w", bucket, key, err)
 	}
-	scTmp, err := l.writeTemp(strings.NewReader(string(scData)))
+	scF, err := l.writeTemp(strings.NewReader(string(scData)))
 	if err != nil {
 		return ObjectInfo{}, fmt.Errorf("storage: put %s/%s: %w", bucket, key, err)
 	}
+	scTmp := scF.Name()
 	defer os.Remove(scTmp)
+	defer scF.Close()
+	if err := errors.Join(syncBoth(dataF, scF), dataF.Close(), scF.Close()); err != nil {
+		return ObjectInfo{}, fmt.Errorf("storage: put %s/%s: %w", bucket, key, err)
+	}
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -152,24 +159,27 @@ func conflict(bucket, key string, err error) error {
 	return fmt.Errorf("storage: put %s/%s: %w", bucket, key, err)
 }
 
-// writeTemp copies r to a new synced file under .tmp and returns its path.
-func (l *Local) writeTemp(r io.Reader) (string, error) {
+// writeTemp copies r to a new file under .tmp and returns it open, not yet synced.
+func (l *Local) writeTemp(r io.Reader) (*os.File, error) {
 	f, err := os.CreateTemp(filepath.Join(l.dir, ".tmp"), "put-*")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	_, err = io.Copy(f, r)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
 		os.Remove(f.Name())
-		return "", err
+		return nil, err
 	}
-	return f.Name(), nil
+	return f, nil
+}
+
+// syncBoth flushes an object's data and metadata files to disk before they are renamed into
+// place. The two fsyncs run at once: the file system can commit them together, where one after
+// the other they cost two journal commits on every put.
+func syncBoth(data, meta *os.File) error {
+	errc := make(chan error, 1)
+	go func() { errc <- meta.Sync() }()
+	return errors.Join(data.Sync(), <-errc)
 }
 
 func info(bucket, key string, fi fs.FileInfo, sc sidecar) ObjectInfo {
