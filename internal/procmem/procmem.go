@@ -1,6 +1,11 @@
-package main
+// Package procmem sets a worker process's Go runtime memory settings from its environment: the
+// collector's GOGC, a soft memory limit from the container's limit, and heap profiling with an
+// opt-in net/http/pprof server. The settings are process-wide, so only a service's main applies
+// them (through pipeline.ServiceMain), once, before any work starts.
+package procmem
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,21 +17,13 @@ import (
 	"time"
 )
 
-// The sender's own runtime settings, applied before any work starts.
 const (
 	// EnvMemoryLimit is the container's memory limit in bytes (Kubernetes: the downward API's
-	// limits.memory, see deploy/k8s/base/sender.yaml). Unset, the cgroup's memory.max is used.
+	// limits.memory, see deploy/k8s/base). Unset, the cgroup's memory.max is used.
 	EnvMemoryLimit = "KSEF_MEMORY_LIMIT"
 	// EnvPprofAddr serves net/http/pprof there (off by default). It also keeps heap profiling on.
 	EnvPprofAddr = "KSEF_PPROF_ADDR"
 
-	// gcPercent is the sender's default GOGC. Its heap is mostly invoice bytes: documents held
-	// within the memory budget and, while one is sent, its encrypted, base64 and JSON copies.
-	// They are large, short-lived and pointer-free, so a collection costs little, while Go's
-	// default of 100 lets the heap grow to twice whatever was live at the last collection: a
-	// burst of sends then doubles into the peak. 50 cut the peak RSS of the 100 MB batch
-	// benchmark by 12 MiB for about 2% more CPU in the collector.
-	gcPercent = 50
 	// goShare is the part of the container's limit given to Go as its soft limit: the rest is
 	// the binary's pages, libxml2's C heap and the threads' stacks, which Go does not count.
 	goShareNum, goShareDen = 3, 4
@@ -34,16 +31,17 @@ const (
 	cgroupMemoryMax = "/sys/fs/cgroup/memory.max" // the container's own cgroup, as mounted in it
 )
 
-// memorySettings are the process-wide memory settings of the sender.
-type memorySettings struct {
+// Settings are the process-wide memory settings of a worker process.
+type Settings struct {
 	GCPercent int   // 0: left as GOGC says
 	Limit     int64 // Go's soft memory limit in bytes; 0: none (GOMEMLIMIT, if set, applies)
 	Pprof     string
 }
 
-// memoryFromEnv reads the settings. An explicit GOGC or GOMEMLIMIT wins over the sender's own.
-func memoryFromEnv(getenv func(string) string, readFile func(string) ([]byte, error)) (memorySettings, error) {
-	m := memorySettings{Pprof: getenv(EnvPprofAddr)}
+// FromEnv reads the settings; gcPercent is the service's own GOGC default (0: Go's). An explicit
+// GOGC or GOMEMLIMIT in the environment wins over the service's.
+func FromEnv(getenv func(string) string, readFile func(string) ([]byte, error), gcPercent int) (Settings, error) {
+	m := Settings{Pprof: getenv(EnvPprofAddr)}
 	if getenv("GOGC") == "" {
 		m.GCPercent = gcPercent
 	}
@@ -79,9 +77,9 @@ func containerLimit(getenv func(string) string, readFile func(string) ([]byte, e
 	return n, nil
 }
 
-// apply sets the runtime. Without pprof, heap profiling is off: nothing would read its samples,
+// Apply sets the runtime. Without pprof, heap profiling is off: nothing would read its samples,
 // and its bucket table alone is over a megabyte.
-func (m memorySettings) apply() {
+func (m Settings) Apply() {
 	if m.Pprof == "" {
 		runtime.MemProfileRate = 0
 	}
@@ -93,12 +91,12 @@ func (m memorySettings) apply() {
 	}
 }
 
-// servePprof serves net/http/pprof on addr until the process ends; it returns the address
+// ServePprof serves net/http/pprof on addr until shutdown is called; it returns the address
 // listened on.
-func servePprof(addr string) (net.Addr, error) {
+func ServePprof(addr string) (net.Addr, func(context.Context) error, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", EnvPprofAddr, err)
+		return nil, nil, fmt.Errorf("%s: %w", EnvPprofAddr, err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -108,5 +106,5 @@ func servePprof(addr string) (net.Addr, error) {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(l)
-	return l.Addr(), nil
+	return l.Addr(), srv.Shutdown, nil
 }
