@@ -193,6 +193,13 @@ func (c *Client) doAttempts(ctx context.Context, op Operation, maxAttempts int, 
 		var wait time.Duration
 		var retErr error
 		switch {
+		case errors.Is(err, ErrSessionForgotten):
+			// A send's body could not be made (its session's key is gone), so this attempt sent
+			// nothing; a send is only repeated after a 429, which KSeF did not process either.
+			retErr = fmt.Errorf("ksef %s: %w", op, err)
+			call.Err = retErr
+			c.emit(call)
+			return nil, retErr
 		case err != nil:
 			if ctx.Err() != nil {
 				// The context cut the attempt short, possibly after the request reached KSeF:

@@ -55,7 +55,7 @@ var (
 
 // deps compiles the FA(3) schema and makes a key pair once per test binary: each is slow, and
 // every emulator of the tests can share them.
-func deps(t *testing.T) (*rsa.PrivateKey, *fa3.Validator) {
+func deps(t testing.TB) (*rsa.PrivateKey, *fa3.Validator) {
 	t.Helper()
 	dir := testenv.SchemaDir(t)
 	depsOnce.Do(func() {
@@ -102,14 +102,14 @@ type harness struct {
 
 // startEmulator starts an emulator on the real clock with request limits off and short
 // delays; mutate changes the configuration first.
-func startEmulator(t *testing.T, mutate func(*emulator.Config)) *harness {
+func startEmulator(t testing.TB, mutate func(*emulator.Config)) *harness {
 	t.Helper()
 	return startEmulatorAt(t, nil, mutate)
 }
 
 // startEmulatorAt is startEmulator on a fake clock (nil: the real one). Injected latency
 // does not really wait on a fake clock.
-func startEmulatorAt(t *testing.T, clock *fakeClock, mutate func(*emulator.Config)) *harness {
+func startEmulatorAt(t testing.TB, clock *fakeClock, mutate func(*emulator.Config)) *harness {
 	t.Helper()
 	key, val := deps(t)
 	cfg := emulator.Config{
@@ -143,7 +143,7 @@ func startEmulatorAt(t *testing.T, clock *fakeClock, mutate func(*emulator.Confi
 }
 
 // client is a typed client acting with token (none when empty).
-func (h *harness) client(t *testing.T, token string, opts ...ksef.Option) *ksef.Client {
+func (h *harness) client(t testing.TB, token string, opts ...ksef.Option) *ksef.Client {
 	t.Helper()
 	if token != "" {
 		opts = append([]ksef.Option{ksef.WithToken(token)}, opts...)

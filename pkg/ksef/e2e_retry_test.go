@@ -302,19 +302,9 @@ func TestSendUnderFaults(t *testing.T) {
 		{"429", emulator.Faults{TooManyRate: 0.5, RetryAfter: time.Second, Ops: send}, false, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := startEmulator(t, func(c *emulator.Config) {
-				c.Faults = tc.faults
-				c.Seed = 2 // its draws give the first send three 429s in a row, then none
-			})
-			ctx := context.Background()
-			rec := &recorder{}
 			// The default policy would retry a 5xx four times: for a send it must not.
-			c := h.client(t, tokA, rec.options()...)
-			s, err := c.OpenSession(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer s.Forget()
+			h, rec, c, s := faultedSession(t, tc.faults)
+			ctx := context.Background()
 			xmls := map[string][]byte{}
 			forms := map[int]bool{}
 			for _, n := range []string{"FV/E2E/SEND/1", "FV/E2E/SEND/2", "FV/E2E/SEND/3"} {
