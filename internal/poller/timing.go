@@ -152,6 +152,11 @@ func (t *timing) settled(id string, age, rtt, acquired time.Duration, ok bool) {
 		// Earlier after a first call that saw the outcome, later after one that did not, in
 		// steps that balance at readyQuantile of the first calls seeing it.
 		step := t.gapLocked(100*time.Microsecond, 50*time.Millisecond)
+		if lo, hi := t.lower.max(), t.upper.min(); lo < hi {
+			// While what the polls prove about the lead is still far apart, bigger steps: many
+			// invoices are polled before one settles, and each miss costs a round trip.
+			step = max(step, (hi-lo)/16)
+		}
 		if n != nil && n.late {
 			t.lead -= time.Duration(readyQuantile * float64(step))
 		} else {
@@ -167,6 +172,14 @@ func (t *timing) settled(id string, age, rtt, acquired time.Duration, ok bool) {
 	}
 	if !t.tracking && t.lower.n >= timingWindow/8 && t.upper.n > 0 {
 		t.lead, t.tracking = t.leadLocked(), true
+	}
+	if !t.tracking { // tracking implies both bounds have samples
+		return
+	}
+	if lo, hi := t.lower.max(), t.upper.min(); lo < hi {
+		// Steps taken for invoices polled before any of them settled add up: never past what
+		// the polls prove (a step below the lower bound is room for the balancing above).
+		t.lead = min(max(t.lead, lo-t.gapLocked(100*time.Microsecond, 50*time.Millisecond)), hi)
 	}
 }
 

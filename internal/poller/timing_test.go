@@ -19,33 +19,55 @@ func TestTimingLearns(t *testing.T) {
 		lead       time.Duration
 		wantFirstN time.Duration // the learned first poll's age lies in [want, want+slack]
 		slack      time.Duration
+		// unlearned is the gap between polls before anything is learned: the poller's
+		// FirstDelay (500 ms) leaves the first bounds of the lead that far apart.
+		unlearned time.Duration
+		// inFlight invoices are polled before any of them settles (20 invoices/s taking 2 s:
+		// what is learned from one reaches the next 40 late).
+		inFlight int
 	}{
-		{"steady, long calls", func(int) time.Duration { return 1850 * ms }, 150 * ms, 1850 * ms, 10 * ms},
-		{"spread, no latency", func(i int) time.Duration { return time.Duration(2+i%5) * ms }, 0, 6 * ms, 2 * ms},
-		{"KSeF's clock 300 ms behind", func(int) time.Duration { return 500 * ms }, -300 * ms, 500 * ms, 10 * ms},
+		{"steady, long calls", func(int) time.Duration { return 1850 * ms }, 150 * ms, 1850 * ms, 10 * ms, 50 * ms, 1},
+		{"steady, long calls, polled every 500 ms at first", func(int) time.Duration { return 1850 * ms }, 150 * ms, 1850 * ms, 10 * ms, 500 * ms, 1},
+		{"steady, long calls, 40 in flight", func(int) time.Duration { return 1850 * ms }, 150 * ms, 1850 * ms, 10 * ms, 500 * ms, 40},
+		{"jittered, long calls, 40 in flight", func(i int) time.Duration { return 1850*ms - time.Duration(i%7)*ms }, 150 * ms, 1845 * ms, 15 * ms, 500 * ms, 40},
+		{"spread, no latency", func(i int) time.Duration { return time.Duration(2+i%5) * ms }, 0, 6 * ms, 2 * ms, 50 * ms, 1},
+		{"spread, no latency, polled every 500 ms at first", func(i int) time.Duration { return time.Duration(2+i%5) * ms }, 0, 6 * ms, 2 * ms, 500 * ms, 1},
+		// Anywhere in (5, 6] ms sees four of five; the misses below tell it did not go earlier.
+		{"spread, no latency, 40 in flight", func(i int) time.Duration { return time.Duration(2+i%5) * ms }, 0, 5 * ms, 3 * ms, 500 * ms, 40},
+		{"KSeF's clock 300 ms behind", func(int) time.Duration { return 500 * ms }, -300 * ms, 500 * ms, 10 * ms, 50 * ms, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tm := newTiming()
 			if _, ok := tm.first(); ok {
 				t.Fatal("learned before any invoice")
 			}
+			const invoices = 400
 			misses := 0
-			for i := range 200 {
-				id := fmt.Sprint(i)
-				ready := tc.ready(i)
-				age, gap := time.Duration(0), tm.gap(ms, 50*ms)
-				if f, ok := tm.first(); ok {
-					age = f
-				} else {
-					gap = 50 * ms // the unlearned schedule's quick look
-				}
-				for ; age < ready; age += gap {
-					tm.missed(id, age)
-					if i >= 100 {
-						misses++
+			for round := 0; round < invoices; round += tc.inFlight {
+				type poll struct{ id, ready, age time.Duration }
+				var settle []poll
+				for i := round; i < min(round+tc.inFlight, invoices); i++ {
+					id := fmt.Sprint(i)
+					ready := tc.ready(i)
+					age, gap := time.Duration(0), tm.gap(ms, 50*ms)
+					if f, ok := tm.first(); ok {
+						age = f
+					} else {
+						gap = tc.unlearned
 					}
+					// The next poll starts once the call that missed has come back, a gap later.
+					rtt := max(tc.lead, 0) + ms
+					for ; age < ready; age += rtt + gap {
+						tm.missed(id, age)
+						if i >= invoices-100 {
+							misses++
+						}
+					}
+					settle = append(settle, poll{time.Duration(i), ready, age})
 				}
-				tm.settled(id, age, 2*tc.lead+ms, ready+tc.lead, true)
+				for _, p := range settle {
+					tm.settled(fmt.Sprint(int(p.id)), p.age, 2*tc.lead+ms, p.ready+tc.lead, true)
+				}
 			}
 			f, ok := tm.first()
 			if !ok {
@@ -88,5 +110,21 @@ func TestTimingBoundsNotes(t *testing.T) {
 	}
 	if len(tm.notes) > maxNotes {
 		t.Fatalf("%d notes kept, at most %d", len(tm.notes), maxNotes)
+	}
+}
+
+// TestTimingFirstPollHits: invoices whose first poll always sees the outcome leave the upper
+// bound of the lead without samples; settling them must not need one.
+func TestTimingFirstPollHits(t *testing.T) {
+	tm := newTiming()
+	for i := range 3 * timingWindow {
+		tm.settled(fmt.Sprint(i), 5*time.Millisecond, time.Millisecond, 4*time.Millisecond, true)
+	}
+	f, ok := tm.first()
+	if !ok || f > 5*time.Millisecond {
+		t.Errorf("first poll at %v (learned %v), want no later than the polls that saw the outcome", f, ok)
+	}
+	if tm.tracking {
+		t.Error("tracking without an upper bound")
 	}
 }
