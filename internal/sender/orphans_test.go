@@ -2,7 +2,6 @@ package sender_test
 
 import (
 	"context"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
-	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/sender"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/testenv"
@@ -36,18 +34,7 @@ func TestOrphanedSessionClosedByAnotherReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	seller := demo.Sellers[0]
-	em, err := emulator.New(emulator.Config{Tokens: map[string]string{"tok": seller}, SchemaDir: testenv.SchemaDir(t),
-		ProcessingDelay: -1, StorageDelay: -1, Limits: emulator.LimitConfig{Disabled: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer em.Close()
-	srv := httptest.NewServer(em.Handler())
-	defer srv.Close()
-	client, err := ksef.New(srv.URL, ksef.WithToken("tok"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, client := startEmulator(t, seller)
 	clients := func(context.Context, string) (*ksef.Client, error) { return client, nil }
 
 	var mu sync.Mutex

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
-	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/sender"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
@@ -97,18 +95,7 @@ func TestInlineXMLStoredBeforeSentIsPublished(t *testing.T) {
 	states := sender.NewStates(natsx.NewCAS(kv))
 
 	seller := demo.Sellers[0]
-	em, err := emulator.New(emulator.Config{Tokens: map[string]string{"tok": seller}, SchemaDir: testenv.SchemaDir(t),
-		ProcessingDelay: -1, StorageDelay: -1, Limits: emulator.LimitConfig{Disabled: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer em.Close()
-	srv := httptest.NewServer(em.Handler())
-	defer srv.Close()
-	client, err := ksef.New(srv.URL, ksef.WithToken("tok"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	em, client := startEmulator(t, seller)
 	clients := func(context.Context, string) (*ksef.Client, error) { return client, nil }
 
 	local, err := storage.NewLocal(t.TempDir())
