@@ -160,6 +160,7 @@ func (r *Report) WriteMarkdown(w io.Writer, chart string) error {
 			p("At the workers' own cost per invoice (%s), %d CPUs given to the workers alone would carry about %.0f invoices/s; here they share the CPUs with the emulator and NATS.",
 				cpuPerInvoice(at), r.Machine.CPUs, c)
 		}
+		p("")
 	}
 	if len(r.Memory) > 0 {
 		p("## Memory: peak RSS of worker processes (VmHWM)")
