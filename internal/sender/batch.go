@@ -270,16 +270,9 @@ func (b *batcher) handle(ctx context.Context, q *events.BatchQueued, hold func()
 
 // put writes st at rev and returns its new revision; 0 when another writer got there first.
 func (b *batcher) put(ctx context.Context, key string, st *State, rev uint64) (uint64, error) {
-	ok, err := b.s.states.Put(ctx, key, st, rev)
-	if err != nil || !ok {
-		if err != nil {
-			err = fmt.Errorf("writing invoice state: %w", err)
-		}
-		return 0, err
-	}
-	_, rev, err = b.s.states.Get(ctx, key)
+	rev, err := b.s.states.Write(ctx, key, st, rev)
 	if err != nil {
-		return 0, fmt.Errorf("reading invoice state: %w", err)
+		return 0, fmt.Errorf("writing invoice state: %w", err)
 	}
 	return rev, nil
 }

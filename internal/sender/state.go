@@ -106,11 +106,8 @@ func (s *States) Get(ctx context.Context, key string) (*State, uint64, error) {
 // Put writes st if the record is still at rev (0: absent); false means another replica got
 // there first.
 func (s *States) Put(ctx context.Context, key string, st *State, rev uint64) (bool, error) {
-	raw, err := json.Marshal(st)
-	if err != nil {
-		return false, err
-	}
-	return s.cas.Swap(ctx, key, raw, rev)
+	written, err := s.Write(ctx, key, st, rev)
+	return written != 0, err
 }
 
 // Write is Put that returns the revision it wrote (0: another replica got there first), for a
