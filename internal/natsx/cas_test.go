@@ -7,18 +7,10 @@ import (
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/testenv"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestCASAgainstJetStream(t *testing.T) {
-	_, url := testenv.NATS(t)
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := testenv.JetStream(t)
 	ctx := context.Background()
 	kv, err := natsx.EnsureKV(ctx, js, "cas-test", 0)
 	if err != nil {
@@ -92,13 +84,7 @@ func TestCASAgainstJetStream(t *testing.T) {
 }
 
 func TestCASKeysAndDelete(t *testing.T) {
-	_, url := testenv.NATS(t)
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := testenv.JetStream(t)
 	ctx := context.Background()
 	kv, err := natsx.EnsureKV(ctx, js, "cas-keys", 0)
 	if err != nil {

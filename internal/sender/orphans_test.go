@@ -6,9 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/sender"
@@ -22,13 +19,7 @@ import (
 // once it is stale, closes it in KSeF and announces it, so that its UPO is still fetched.
 func TestOrphanedSessionClosedByAnotherReplica(t *testing.T) {
 	ctx := context.Background()
-	_, url := testenv.NATS(t)
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := testenv.JetStream(t)
 	kv, err := natsx.EnsureKV(ctx, js, "sessions-test", 0)
 	if err != nil {
 		t.Fatal(err)

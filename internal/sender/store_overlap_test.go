@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
@@ -78,13 +77,7 @@ func (p *checkingPublisher) published() ([]*events.InvoiceSent, []bool) {
 // send nor let the invoice be sent again.
 func TestInlineXMLStoredBeforeSentIsPublished(t *testing.T) {
 	ctx := context.Background()
-	_, url := testenv.NATS(t)
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := testenv.JetStream(t)
 	if _, err := natsx.EnsureStreams(ctx, js, natsx.Config{}); err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,8 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 )
@@ -74,4 +76,21 @@ func NATS(t testing.TB) (*server.Server, string) {
 		s.WaitForShutdown()
 	})
 	return s, s.ClientURL()
+}
+
+// JetStream starts an embedded nats-server (see NATS) and returns a JetStream client connected to
+// it; the connection is closed when the test ends.
+func JetStream(t testing.TB) jetstream.JetStream {
+	t.Helper()
+	_, url := NATS(t)
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
 }

@@ -6,9 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestMain(m *testing.M) { Main(m) }
@@ -31,17 +28,9 @@ func TestSchemaDir(t *testing.T) {
 	}
 }
 
-func TestNATS(t *testing.T) {
-	_, url := NATS(t)
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+// TestJetStream: the embedded server (NATS) has JetStream on, and the client reaches it.
+func TestJetStream(t *testing.T) {
+	js := JetStream(t)
 	if _, err := js.AccountInfo(t.Context()); err != nil {
 		t.Fatalf("JetStream not enabled: %v", err)
 	}
