@@ -38,7 +38,7 @@ type Config struct {
 	// MemoryBudget bounds the invoice bytes all handlers hold at once, from loading an invoice
 	// until it is sent or queued for a batch (default 4 MiB, at least MaxInvoiceSize). Handlers
 	// over it wait before loading, holding nothing. An invoice costs more than its bytes while it
-	// is sent (its encrypted, base64 and JSON copies: about six times its size) and validated,
+	// is validated (the decoded model, libxml2's buffers; the send streams its body in chunks),
 	// so the default is small: four 1 MB invoices, or dozens of typical ones.
 	MemoryBudget int64
 	// Validations bounds the invoices validated or generated at once (default GOMAXPROCS):
