@@ -27,7 +27,6 @@ import (
 	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
-	"github.com/ksef-pipeline/ksef-pipeline/pkg/visualize"
 )
 
 // Worker names, also their durable consumers' names.
@@ -268,7 +267,7 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 			cfg := r.workerConfig(Downloader, max(r.Settings.Downloader.Concurrency, 1), subj.QueryRequested())
 			jobs = append(jobs, job{cfg: cfg, handler: d.Handler()})
 		case Visualizer:
-			renderer, err := visualize.NewRenderer()
+			renderer, err := r.renderer()
 			if err != nil {
 				return err
 			}

@@ -32,6 +32,9 @@ type Config struct {
 	MaxInvoiceSize int64
 }
 
+// DefaultMaxInvoiceSize is KSeF's limit for an invoice with attachments.
+const DefaultMaxInvoiceSize = 3 << 20
+
 // Visualizer handles invoice.accepted, invoice.downloaded and invoice.visualize.
 type Visualizer struct {
 	cfg      Config
@@ -49,7 +52,7 @@ func New(cfg Config, renderer *visualize.Renderer, store storage.Store, pub work
 		cfg.Language = events.LangPL
 	}
 	if cfg.MaxInvoiceSize <= 0 {
-		cfg.MaxInvoiceSize = 3 << 20
+		cfg.MaxInvoiceSize = DefaultMaxInvoiceSize
 	}
 	return &Visualizer{cfg: cfg, renderer: renderer, store: store, pub: pub}
 }
@@ -62,6 +65,9 @@ type job struct {
 	format     string
 	language   string
 	offline    bool
+	// requested: asked for by invoice.visualize, so the XML is the ERP's, not yet validated by
+	// anyone; it is rendered only after the FA(3) schema accepts it.
+	requested bool
 }
 
 // Handle is the worker handler.
@@ -79,7 +85,7 @@ func (v *Visualizer) Handle(ctx context.Context, m *worker.Message) error {
 		}
 		j = job{meta: ev.Meta, ksefNumber: ev.KsefNumber, xml: ev.XML, format: v.cfg.Format, language: v.cfg.Language}
 	case *events.VisualizeRequested:
-		j = job{meta: ev.Meta, ksefNumber: ev.KsefNumber, xml: ev.XML, format: ev.Format, language: ev.Language, offline: ev.Offline}
+		j = job{meta: ev.Meta, ksefNumber: ev.KsefNumber, xml: ev.XML, format: ev.Format, language: ev.Language, offline: ev.Offline, requested: true}
 	default:
 		return worker.Permanent(fmt.Errorf("visualizer: unexpected event %T", m.Event))
 	}
@@ -108,7 +114,7 @@ func (v *Visualizer) render(ctx context.Context, j job) error {
 	var out bytes.Buffer
 	err = v.renderer.Render(ctx, &out, data, visualize.Options{
 		Format: visualize.Format(j.format), Language: visualize.Language(j.language),
-		KsefNumber: j.ksefNumber, Offline: j.offline, Environment: v.cfg.Environment,
+		KsefNumber: j.ksefNumber, Offline: j.offline, Environment: v.cfg.Environment, RequireSchema: j.requested,
 	})
 	if errors.Is(err, visualize.ErrInvalidInvoice) || errors.Is(err, visualize.ErrUnsupported) {
 		return worker.Permanent(err)

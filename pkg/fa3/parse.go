@@ -24,6 +24,9 @@ func precheck(data []byte) *ValidationError {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return verr(KindEmpty, 0, "empty document")
 	}
+	if ve := checkProlog(data); ve != nil {
+		return ve
+	}
 	if bytes.HasPrefix(data, utf16BOMBE) || bytes.HasPrefix(data, utf16BOMLE) || bytes.IndexByte(data, 0) >= 0 {
 		return verr(KindNotWellFormed, 1, "document is not UTF-8 encoded")
 	}

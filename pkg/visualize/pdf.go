@@ -113,7 +113,7 @@ func (p *pdfWriter) render() error {
 	}
 	p.qrCodes()
 	p.footers()
-	return nil
+	return p.ctx.Err()
 }
 
 // --- primitives --------------------------------------------------------
@@ -152,10 +152,16 @@ func (p *pdfWriter) rule(x1, y, x2 float64, c rgb, w float64) {
 // wrap breaks s into lines no wider than w in the current font: at spaces
 // (a no-break space never breaks), explicit "\n", and inside words too long
 // for a line.
+//
+// Every rune is measured a bounded number of times, so wrapping is linear in
+// len(s); a cancelled ctx stops it (the caller checks p.ctx before output).
 func (p *pdfWriter) wrap(s string, w float64) []string {
 	s = p.fonts.clean(s)
 	var out []string
 	for _, para := range strings.Split(s, "\n") {
+		if p.ctx.Err() != nil {
+			return out
+		}
 		out = append(out, p.wrapLine(para, w)...)
 	}
 	return out
@@ -183,8 +189,13 @@ func (p *pdfWriter) wrapLine(s string, w float64) []string {
 		for ww > w {
 			n := p.fitRunes(word, w)
 			lines = append(lines, word[:n])
+			// Subtract what was cut rather than measure the rest again:
+			// re-measuring made a long word quadratic.
+			ww -= p.f.GetStringWidth(word[:n])
 			word = word[n:]
-			ww = p.f.GetStringWidth(word)
+			if word == "" {
+				ww = 0
+			}
 		}
 		cur, curW = word, ww
 	}
@@ -394,6 +405,9 @@ func (p *pdfWriter) startHeight(b block) float64 {
 }
 
 func (p *pdfWriter) block(b block) error {
+	if err := p.ctx.Err(); err != nil {
+		return err
+	}
 	if b.Title != "" || b.Heading != "" || len(b.Fields) > 0 || len(b.Text) > 0 {
 		if b.Table != nil {
 			// Keep a short heading or note with the start of its table.

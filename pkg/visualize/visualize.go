@@ -79,18 +79,33 @@ type Options struct {
 	// Environment is "test", "demo" or "prod" (default "test"), or a base URL
 	// such as an emulator's, for the verification link.
 	Environment string
+	// RequireSchema refuses (ErrUnsupported) unless the Renderer validates
+	// against the FA(3) XSD (WithValidator, not in fallback mode): for input
+	// nobody has validated yet, such as a visualization request's.
+	RequireSchema bool
+}
+
+// RendererOption configures a Renderer.
+type RendererOption func(*Renderer)
+
+// WithValidator makes Render validate every invoice with v (size limit,
+// DOCTYPE, well-formedness, the XSD) before rendering it, instead of only
+// parsing it.
+func WithValidator(v *fa3.Validator) RendererOption {
+	return func(r *Renderer) { r.validator = v }
 }
 
 // Renderer renders invoices. It is safe for concurrent use.
 type Renderer struct {
-	fonts    fontSet
-	html     *htmlRenderer
-	parse    func([]byte) (*fa3.Invoice, error)
-	producer string
+	fonts     fontSet
+	html      *htmlRenderer
+	parse     func([]byte) (*fa3.Invoice, error)
+	validator *fa3.Validator // nil: parse only
+	producer  string
 }
 
 // NewRenderer loads the embedded fonts and parses the HTML template once.
-func NewRenderer() (*Renderer, error) {
+func NewRenderer(opts ...RendererOption) (*Renderer, error) {
 	fonts, err := loadFonts()
 	if err != nil {
 		return nil, err
@@ -99,7 +114,11 @@ func NewRenderer() (*Renderer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Renderer{fonts: fonts, html: h, parse: fa3.Parse, producer: "ksef-pipeline visualize"}, nil
+	r := &Renderer{fonts: fonts, html: h, parse: fa3.Parse, producer: "ksef-pipeline visualize"}
+	for _, o := range opts {
+		o(r)
+	}
+	return r, nil
 }
 
 // Render parses invoiceXML and writes its visualization to w. Nothing is
@@ -124,9 +143,9 @@ func (r *Renderer) Render(ctx context.Context, w io.Writer, invoiceXML []byte, o
 	default:
 		return fmt.Errorf("%w: language %q", ErrUnsupported, opts.Language)
 	}
-	inv, err := r.parse(invoiceXML)
+	inv, err := r.invoice(ctx, invoiceXML, opts.RequireSchema)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidInvoice, err)
+		return err
 	}
 	if _, ok := invoiceTitles[inv.Fa.RodzajFaktury]; !ok {
 		return fmt.Errorf("%w: invoice type %q", ErrUnsupported, inv.Fa.RodzajFaktury)
@@ -147,6 +166,34 @@ func (r *Renderer) Render(ctx context.Context, w io.Writer, invoiceXML []byte, o
 	}
 	_, err = buf.WriteTo(w)
 	return err
+}
+
+// invoice validates (or, without a validator, parses) data and bounds what
+// will be rendered of it.
+func (r *Renderer) invoice(ctx context.Context, data []byte, requireSchema bool) (*fa3.Invoice, error) {
+	if requireSchema && (r.validator == nil || !r.validator.SchemaValidated()) {
+		return nil, fmt.Errorf("%w: this invoice must be validated against the FA(3) schema first, and no schema is loaded", ErrUnsupported)
+	}
+	var inv *fa3.Invoice
+	if r.validator != nil {
+		res, err := r.validator.Validate(ctx, data)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidInvoice, err)
+		}
+		inv = res.Invoice
+	} else {
+		var err error
+		if inv, err = r.parse(data); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidInvoice, err)
+		}
+	}
+	if err := capInvoice(inv); err != nil {
+		return nil, err
+	}
+	return inv, nil
 }
 
 // qrBaseURLs are the KOD I hosts per environment (kody-qr.md).
