@@ -32,6 +32,7 @@ const (
 	EnvLimitHeadroom   = "KSEF_LIMIT_HEADROOM"   // share of each limit used, (0,1]
 	EnvMaxLimitWait    = "KSEF_MAX_LIMIT_WAIT"   // longest a handler blocks for a slot
 	EnvRequestTimeout  = "KSEF_REQUEST_TIMEOUT"  // one HTTP request
+	EnvUploadHosts     = "KSEF_UPLOAD_HOSTS"     // hosts (host or host:port, comma-separated) batch parts may go to besides the API's
 )
 
 // DefaultAPIURL is the emulator's default address.
@@ -50,6 +51,8 @@ type Settings struct {
 	LimitHeadroom   float64
 	MaxLimitWait    time.Duration
 	RequestTimeout  time.Duration
+	// UploadHosts may receive batch parts besides the API's host (ksef.UploadPolicy).
+	UploadHosts []string
 
 	// Now and Sleep are the limiter's clock (default the real one); a benchmark shares an
 	// accelerated clock with the emulator. Not read from the environment.
@@ -92,6 +95,11 @@ func SettingsFromEnv(getenv func(string) string, readFile func(string) ([]byte, 
 	parseFloat(EnvLimitHeadroom, &s.LimitHeadroom)
 	parseDuration(EnvMaxLimitWait, &s.MaxLimitWait)
 	parseDuration(EnvRequestTimeout, &s.RequestTimeout)
+	for _, h := range strings.Split(getenv(EnvUploadHosts), ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			s.UploadHosts = append(s.UploadHosts, h)
+		}
+	}
 	s.Tokens = Tokens{}
 	if v := getenv(EnvTokens); v != "" {
 		t, err := ParseTokens(v)
@@ -196,7 +204,8 @@ func (c *Clients) For(_ context.Context, nip string) (*ksef.Client, error) {
 	if !ok {
 		return nil, fmt.Errorf("%w %s", ErrUnknownContext, nip)
 	}
-	opts := append([]ksef.Option{ksef.WithToken(token), ksef.WithHTTPClient(c.http)}, c.opts...)
+	opts := append([]ksef.Option{ksef.WithToken(token), ksef.WithHTTPClient(c.http),
+		ksef.WithUploadPolicy(ksef.UploadPolicy{Hosts: c.s.UploadHosts})}, c.opts...)
 	if c.limiter != nil {
 		lim := c.limiter.For(nip, c.s.MaxLimitWait)
 		if c.limitWait != nil {

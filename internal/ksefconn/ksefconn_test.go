@@ -15,7 +15,7 @@ import (
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestSettingsFromEnv(t *testing.T) {
-	files := map[string]string{"/t": "# tokens\n5261040828=file-token\n7740001454=other\n"}
+	files := map[string]string{"/t": "# tokens\n5261040828=file-token\n7740001454=other\n", "/swapped": "5261040828=ok\nsecret-value=7740001454\n"}
 	readFile := func(p string) ([]byte, error) {
 		if s, ok := files[p]; ok {
 			return []byte(s), nil
@@ -57,7 +57,16 @@ func TestSettingsFromEnv(t *testing.T) {
 		{name: "bad headroom", env: map[string]string{EnvLimitHeadroom: "-1"}, wantErr: EnvLimitHeadroom},
 		{name: "bad wait", env: map[string]string{EnvMaxLimitWait: "soon"}, wantErr: EnvMaxLimitWait},
 		{name: "missing tokens file", env: map[string]string{EnvTokensFile: "/nope"}, wantErr: EnvTokensFile},
-		{name: "bad token entry", env: map[string]string{EnvTokens: "123=secret-value"}, wantErr: "not 10 digits"},
+		{name: "bad token entry", env: map[string]string{EnvTokens: "123=secret-value"}, wantErr: "not a 10-digit NIP"},
+		// The token written first: the NIP check must not echo what it found there.
+		{name: "token=nip", env: map[string]string{EnvTokens: "secret-value=5261040828"}, wantErr: "entry 1"},
+		{name: "token=nip in the file", env: map[string]string{EnvTokensFile: "/swapped"}, wantErr: "entry 2"},
+		{name: "token without nip", env: map[string]string{EnvTokens: "5261040828=a,secret-value"}, wantErr: "entry 2"},
+		{name: "upload hosts", env: map[string]string{EnvUploadHosts: " upload.ksef.example , blob.example:8443,"}, check: func(t *testing.T, s Settings) {
+			if strings.Join(s.UploadHosts, "|") != "upload.ksef.example|blob.example:8443" {
+				t.Errorf("upload hosts %q", s.UploadHosts)
+			}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := SettingsFromEnv(env(tc.env), readFile)

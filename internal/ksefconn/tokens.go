@@ -50,7 +50,8 @@ func ParseTokens(s string) (Tokens, error) {
 			case !ok || tok == "":
 				errs = append(errs, fmt.Errorf("entry %d: want nip=token", n))
 			case !ksef.IsNIP(nip):
-				errs = append(errs, fmt.Errorf("entry %d: NIP %q is not 10 digits", n, nip))
+				// Not echoed: a line written token=nip would print the token.
+				errs = append(errs, fmt.Errorf("entry %d: what precedes '=' is not a 10-digit NIP (want nip=token)", n))
 			case out[nip] != "":
 				errs = append(errs, fmt.Errorf("entry %d: NIP %s given twice", n, nip))
 			default:

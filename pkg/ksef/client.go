@@ -84,6 +84,7 @@ type Client struct {
 	sleep    func(ctx context.Context, d time.Duration) error
 	jitter   func(n int64) int64
 	httpDoer ksefapi.HttpRequestDoer
+	upload   UploadPolicy
 
 	pubMu sync.Mutex
 	pub   *rsa.PublicKey // cached KSeF public key
@@ -426,7 +427,12 @@ func (c *Client) VisualizeInvoice(ctx context.Context, req ksefapi.KsefInvoiceVi
 
 // UploadBatchPart uploads one encrypted batch part as ksefSessionOpenBatch said. The body is
 // repeated on a retry only when it is an io.ReadSeeker; otherwise a failed upload is returned.
+// The request must be a PUT to an allowed scheme and host (see UploadPolicy), else nothing is
+// sent and the error wraps ErrUploadTarget.
 func (c *Client) UploadBatchPart(ctx context.Context, info ksefapi.PartUploadInfo, body io.Reader, size int64) error {
+	if err := c.checkUpload(info); err != nil {
+		return fmt.Errorf("ksef %s: %w", OpBatchPartUpload, err)
+	}
 	seeker, canRewind := body.(io.ReadSeeker)
 	attempts := c.retry.MaxAttempts
 	if !canRewind {
