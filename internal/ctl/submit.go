@@ -290,7 +290,7 @@ func checkInvoiceID(id string) error {
 // outboxKey is where submit uploads an invoice: by context, so sellers using the same invoice
 // ids never overwrite each other's files.
 func outboxKey(nip, id string) string {
-	return "erp-outbox/" + storage.Segment(nip) + "/" + storage.Segment(id) + ".xml"
+	return storage.Layout{}.ERPOutbox(nip, id+".xml").Key
 }
 
 func publishInvoice(ctx context.Context, c *conn, store storage.Store, b storage.Buckets, inv *invoiceFile, f submitFlags) error {

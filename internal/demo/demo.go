@@ -137,7 +137,7 @@ func Run(ctx context.Context, e *pipeline.Embedded, o Options) (*Result, error) 
 			if err != nil {
 				return nil, fmt.Errorf("generating invoice %d: %w", n, err)
 			}
-			loc := storage.Location{Bucket: rt.Layout.Buckets.Invoices, Key: "erp-outbox/" + storage.Segment(req.InvoiceNumber) + ".xml"}
+			loc := rt.Layout.ERPOutbox(seller, req.InvoiceNumber+".xml")
 			info, err := rt.Store.Put(ctx, loc.Bucket, loc.Key, bytes.NewReader(xml), int64(len(xml)),
 				storage.ObjectMeta{ContentType: "application/xml"})
 			if err != nil {

@@ -888,9 +888,9 @@ func TestE2EVisualizeOnRequest(t *testing.T) {
 
 	html := &events.VisualizeRequested{KsefNumber: acc.KsefNumber, XML: acc.XML, Format: events.FormatHTML, Language: events.LangEN}
 	html.InvoiceID, html.ContextNIP = s.id, seller
-	offline := &events.VisualizeRequested{XML: p.putObject("erp-outbox/offline.xml", s.xml), Format: events.FormatPDF, Language: events.LangPLEN, Offline: true}
+	offline := &events.VisualizeRequested{XML: p.putObject(p.rt.Layout.ERPOutbox(seller, "offline.xml").Key, s.xml), Format: events.FormatPDF, Language: events.LangPLEN, Offline: true}
 	offline.InvoiceID, offline.ContextNIP = "ERP-OFFLINE", seller
-	missing := &events.VisualizeRequested{XML: &events.ObjectRef{Bucket: p.rt.Layout.Buckets.Invoices, Key: "nowhere.xml"}, Format: events.FormatPDF, Language: events.LangPL}
+	missing := &events.VisualizeRequested{XML: &events.ObjectRef{Bucket: p.rt.Layout.Buckets.Invoices, Key: seller + "/nowhere.xml"}, Format: events.FormatPDF, Language: events.LangPL}
 	missing.InvoiceID, missing.ContextNIP = "ERP-MISSING", seller
 	for _, ev := range []*events.VisualizeRequested{missing, html, offline} {
 		p.publish(ev)

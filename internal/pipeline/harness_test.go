@@ -374,7 +374,7 @@ func (p *pipe) attach(s *submission, via string) {
 	case viaInline:
 		s.ev.InlineXML = s.xml
 	case viaObject:
-		s.ev.XML = p.putObject("erp-outbox/"+storage.Segment(s.id)+".xml", s.xml)
+		s.ev.XML = p.putObject(p.rt.Layout.ERPOutbox(s.ev.ContextNIP, s.id+".xml").Key, s.xml)
 	default:
 		p.t.Fatalf("unknown way %q", via)
 	}

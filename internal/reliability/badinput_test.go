@@ -296,7 +296,7 @@ func (c *cluster) badInvoice(t *testing.T, bc *badCase) []byte {
 	case in.Via == "inline":
 		ev.InlineXML = xml
 	case in.Via == "object":
-		key := "erp-outbox/" + storage.Segment(bc.invoiceID) + ".xml"
+		key := storage.Layout{Buckets: c.buckets}.ERPOutbox(in.Seller, bc.invoiceID+".xml").Key
 		info, err := c.store.Put(t.Context(), c.buckets.Invoices, key, bytes.NewReader(xml), int64(len(xml)), storage.ObjectMeta{ContentType: "application/xml"})
 		if err != nil {
 			t.Fatal(err)
@@ -306,7 +306,7 @@ func (c *cluster) badInvoice(t *testing.T, bc *badCase) []byte {
 			ev.XML.SHA256 = in.SHA256
 		}
 	case in.Via == "missing-object":
-		ev.XML = &events.ObjectRef{Bucket: c.buckets.Invoices, Key: "erp-outbox/no-such-object.xml", Size: 1000}
+		ev.XML = &events.ObjectRef{Bucket: c.buckets.Invoices, Key: storage.Layout{Buckets: c.buckets}.ERPOutbox(in.Seller, "no-such-object.xml").Key, Size: 1000}
 	default:
 		t.Fatalf("case %s: unknown via %q", bc.Name, in.Via)
 	}

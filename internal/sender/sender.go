@@ -427,6 +427,9 @@ func (s *Sender) load(ctx context.Context, ev *events.InvoiceSubmitted, mem *sha
 	var xml []byte
 	switch {
 	case ev.XML != nil:
+		if err := s.confineXML(ev); err != nil {
+			return nil, nil, nil, err
+		}
 		rc, info, err := s.store.Get(ctx, ev.XML.Bucket, ev.XML.Key)
 		if err == nil && info.Size > mem.n && info.Size <= s.cfg.MaxInvoiceSize {
 			// Bigger than the event said: wait for its share without keeping the object open.

@@ -96,6 +96,10 @@ func (v *Visualizer) render(ctx context.Context, j job) error {
 	if j.xml == nil {
 		return worker.Permanent(errors.New("the event has no invoice XML reference"))
 	}
+	// The store is read with the pipeline's credentials: only the event's own context's invoices.
+	if err := v.cfg.Layout.CheckInvoiceRef(j.meta.ContextNIP, j.xml.Bucket, j.xml.Key); err != nil {
+		return worker.Permanent(err)
+	}
 	rc, _, err := v.store.Get(ctx, j.xml.Bucket, j.xml.Key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return worker.Permanent(fmt.Errorf("the invoice XML %s/%s does not exist", j.xml.Bucket, j.xml.Key))

@@ -45,7 +45,7 @@ func TestAcceptedRenderedOnlyWhenAskedOrConfigured(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := store.Put(ctx, layout.Buckets.Invoices, "x/1.xml", bytes.NewReader(xml), int64(len(xml)), storage.ObjectMeta{ContentType: "application/xml"})
+	info, err := store.Put(ctx, layout.Buckets.Invoices, demo.Sellers[0]+"/sent/1.xml", bytes.NewReader(xml), int64(len(xml)), storage.ObjectMeta{ContentType: "application/xml"})
 	if err != nil {
 		t.Fatal(err)
 	}
