@@ -145,6 +145,17 @@ func TestBrokenManifestsFail(t *testing.T) {
 			want: "Secret/ksef-tokens neither rendered nor documented as external",
 		},
 		{
+			name: "tokens mounted in the visualizer", overlay: "prod", file: "base/visualizer.yaml",
+			old: "        - name: tmp\n          emptyDir:\n",
+			new: "        - name: tokens\n          secret:\n            secretName: ksef-tokens\n        - name: tmp\n          emptyDir:\n",
+			want: "Deployment/visualizer: mounts Secret ksef-tokens",
+		},
+		{
+			name: "tokens file given to the visualizer", overlay: "prod", file: "base/visualizer.yaml",
+			old: "          env:\n", new: "          env:\n            - name: KSEF_TOKENS_FILE\n              value: /var/run/secrets/ksef/tokens\n",
+			want: "Deployment/visualizer: KSEF_TOKENS_FILE set",
+		},
+		{
 			name: "latest image", overlay: "prod", file: "overlays/prod/kustomization.yaml",
 			old: "    newName: ghcr.io/ksef-pipeline/poller\n    newTag: 0.1.0\n", new: "    newName: ghcr.io/ksef-pipeline/poller\n    newTag: latest\n",
 			want: "must have a tag other than latest",
@@ -216,6 +227,11 @@ func TestBrokenComposeFails(t *testing.T) {
 		{
 			name: "bucket not created", old: "ksef-upo ksef-query-parts", new: "ksef-query-parts",
 			want: "bucket ksef-upo",
+		},
+		{
+			name: "tokens given to the visualizer", old: "    image: ksef-pipeline/visualizer:dev\n",
+			new:  "    image: ksef-pipeline/visualizer:dev\n    secrets: [ksef_tokens]\n",
+			want: "visualizer: mounts Secret ksef-tokens",
 		},
 		{
 			name: "malformed tokens file", old: "file: ${KSEF_TOKENS_HOST_FILE:-./deploy/compose/dev-tokens.txt}",

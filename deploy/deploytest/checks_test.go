@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
@@ -483,8 +484,35 @@ func (m *manifests) env(w workload, c corev1.Container, o overlay) map[string]st
 // requiredSettings must be set explicitly for every worker, though the
 // pipeline has defaults for some: the defaults suit a laptop, not a cluster.
 var requiredSettings = []string{
-	natsx.EnvURL, storage.EnvBackend, storage.EnvS3Endpoint, "KSEF_API_URL", "KSEF_TOKENS_FILE",
+	natsx.EnvURL, storage.EnvBackend, storage.EnvS3Endpoint, "KSEF_API_URL",
 	pipeline.EnvSchemaDir, pipeline.EnvConcurrency, pipeline.EnvLogLevel, "KSEF_HTTP_ADDR", "KSEF_DRAIN_TIMEOUT",
+}
+
+// settingsFor are the settings the named worker must have: the tokens only where KSeF is called.
+func settingsFor(name string) []string {
+	if pipeline.CallsKSeF(name) {
+		return append(slices.Clip(requiredSettings), ksefconn.EnvTokensFile)
+	}
+	return requiredSettings
+}
+
+// checkTokens: a worker that calls KSeF has tokens; one that does not has none — no token
+// setting and no volume of the tokens Secret. tokens < 0: the count is unknown.
+func checkTokens(p *problems, id, name string, env map[string]string, tokens int, secretVolumes []string) {
+	if pipeline.CallsKSeF(name) {
+		if tokens == 0 {
+			p.addf("%s: no KSeF tokens", id)
+		}
+		return
+	}
+	for _, k := range []string{ksefconn.EnvTokensFile, ksefconn.EnvTokens} {
+		if _, ok := env[k]; ok {
+			p.addf("%s: %s set, but %s calls no KSeF API and must get no token", id, k, name)
+		}
+	}
+	if slices.Contains(secretVolumes, "ksef-tokens") {
+		p.addf("%s: mounts Secret ksef-tokens, but %s calls no KSeF API and must get no token", id, name)
+	}
 }
 
 // drainMargin is what a stopping worker needs after its drain timeout:
@@ -577,7 +605,7 @@ func (m *manifests) checkWorkers(p *problems, o overlay) {
 			p.addf("%s: development image %s", id, c.Image)
 		}
 		env, ps, err := m.settings(w, c, o)
-		for _, k := range requiredSettings {
+		for _, k := range settingsFor(name) {
 			if _, ok := env[k]; !ok {
 				p.addf("%s: %s not set", id, k)
 			}
@@ -588,10 +616,18 @@ func (m *manifests) checkWorkers(p *problems, o overlay) {
 			if ps.Storage.Backend != "s3" {
 				p.addf("%s: storage backend %q, want s3 (a local directory is not shared by replicas)", id, ps.Storage.Backend)
 			}
-			if len(ps.KSeF.Tokens) == 0 {
-				p.addf("%s: no KSeF tokens", id)
+		}
+		var secrets []string
+		for _, v := range d.Spec.Template.Spec.Volumes {
+			if v.Secret != nil {
+				secrets = append(secrets, v.Secret.SecretName)
 			}
 		}
+		tokens := len(ps.KSeF.Tokens)
+		if err != nil {
+			tokens = -1 // unknown, reported above
+		}
+		checkTokens(p, id, name, env, tokens, secrets)
 		grace := time.Duration(deref(d.Spec.Template.Spec.TerminationGracePeriodSeconds, 30)) * time.Second
 		if drain, err := drainTimeout(env, ps); err != nil || drain+drainMargin > grace {
 			p.addf("%s: drain timeout %s (%v) must be at least %s shorter than terminationGracePeriodSeconds (%s)", id, drain, err, drainMargin, grace)

@@ -167,7 +167,7 @@ func checkComposeWorker(p *problems, proj *types.Project, s types.ServiceConfig)
 			env[k] = *v
 		}
 	}
-	for _, k := range requiredSettings {
+	for _, k := range settingsFor(name) {
 		if _, ok := env[k]; !ok {
 			p.addf("%s: %s not set", name, k)
 		}
@@ -182,14 +182,23 @@ func checkComposeWorker(p *problems, proj *types.Project, s types.ServiceConfig)
 		return nil, fmt.Errorf("%s: %w", file, os.ErrNotExist)
 	}
 	ps, err := pipeline.SettingsFromEnv(func(k string) string { return env[k] }, readFile)
+	var secrets []string
+	for _, r := range s.Secrets {
+		secrets = append(secrets, r.Source)
+	}
+	if slices.Contains(secrets, "ksef_tokens") {
+		secrets = append(secrets, "ksef-tokens") // the same Secret, as checkTokens names it
+	}
+	tokens := len(ps.KSeF.Tokens)
+	if err != nil {
+		tokens = -1 // unknown, reported below
+	}
+	checkTokens(p, name, name, env, tokens, secrets)
 	if err != nil {
 		p.addf("%s: settings (pipeline.SettingsFromEnv): %v", name, err)
 	} else {
 		if ps.Storage.Backend != "s3" {
 			p.addf("%s: storage backend %q, want s3", name, ps.Storage.Backend)
-		}
-		if len(ps.KSeF.Tokens) == 0 {
-			p.addf("%s: no KSeF tokens", name)
 		}
 		composeEndpoint(p, proj, name, "KSEF_NATS_URL", ps.NATS.URL)
 		composeEndpoint(p, proj, name, "KSEF_S3_ENDPOINT", s3URL(ps.Storage.S3))
@@ -205,14 +214,17 @@ func checkComposeWorker(p *problems, proj *types.Project, s types.ServiceConfig)
 		p.addf("%s: healthcheck does not probe the health port %s", name, port)
 	}
 
-	// The tokens file is a compose secret; the schemas a read-only mount.
-	secret, ok := strings.CutPrefix(env["KSEF_TOKENS_FILE"], "/run/secrets/")
-	if !ok || !slices.ContainsFunc(s.Secrets, func(r types.ServiceSecretConfig) bool {
-		return r.Source == secret && (r.Target == "" || r.Target == secret || r.Target == "/run/secrets/"+secret)
-	}) {
-		p.addf("%s: KSEF_TOKENS_FILE %q is not one of its secrets", name, env["KSEF_TOKENS_FILE"])
-	} else if sec, ok := proj.Secrets[secret]; !ok || sec.File == "" {
-		p.addf("%s: secret %s has no file", name, secret)
+	// The tokens file is a compose secret (of the workers that call KSeF; checkTokens made sure
+	// the others have none); the schemas a read-only mount.
+	if pipeline.CallsKSeF(name) {
+		secret, ok := strings.CutPrefix(env["KSEF_TOKENS_FILE"], "/run/secrets/")
+		if !ok || !slices.ContainsFunc(s.Secrets, func(r types.ServiceSecretConfig) bool {
+			return r.Source == secret && (r.Target == "" || r.Target == secret || r.Target == "/run/secrets/"+secret)
+		}) {
+			p.addf("%s: KSEF_TOKENS_FILE %q is not one of its secrets", name, env["KSEF_TOKENS_FILE"])
+		} else if sec, ok := proj.Secrets[secret]; !ok || sec.File == "" {
+			p.addf("%s: secret %s has no file", name, secret)
+		}
 	}
 	if !slices.ContainsFunc(s.Volumes, func(v types.ServiceVolumeConfig) bool {
 		return v.Target == env["KSEF_SCHEMA_DIR"] && v.ReadOnly

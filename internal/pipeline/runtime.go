@@ -117,10 +117,12 @@ func OpenWithTelemetry(ctx context.Context, s Settings, log zerolog.Logger, tel 
 		return fail(err)
 	}
 	r.Sessions = natsx.NewCAS(sessionsKV)
-	if r.Clients, err = ksefconn.NewClients(s.KSeF, natsx.NewCAS(limitsKV), append(slices.Clip(ksefOptions), tel.KSeFOptions()...)...); err != nil {
-		return fail(err)
+	if !s.NoKSeF {
+		if r.Clients, err = ksefconn.NewClients(s.KSeF, natsx.NewCAS(limitsKV), append(slices.Clip(ksefOptions), tel.KSeFOptions()...)...); err != nil {
+			return fail(err)
+		}
+		r.Clients.SetHooks(ksefconn.Hooks{Transport: tel.Tracing.Transport, LimitWait: tel.Metrics.LimitWait})
 	}
-	r.Clients.SetHooks(ksefconn.Hooks{Transport: tel.Tracing.Transport, LimitWait: tel.Metrics.LimitWait})
 	if r.Store, err = storage.Open(s.Storage); err != nil {
 		return fail(err)
 	}
@@ -143,14 +145,16 @@ func OpenWithTelemetry(ctx context.Context, s Settings, log zerolog.Logger, tel 
 		log.Warn().Str(EnvSchemaDir, s.SchemaDir).Msg("NO FA(3) SCHEMA: invoices are checked only structurally, " +
 			"not against the XSD; KSeF may still reject them with 430. Set " + EnvSchemaDir + " to the Ministry's FA schema directory")
 	}
-	ksefCheck, err := telemetry.DialCheck(s.KSeF.APIURL)
-	if err != nil {
-		return fail(err)
-	}
 	// NATS's status is free to read; storage and KSeF are asked at most every few seconds.
 	tel.Health.AddCheck("nats", 0, telemetry.NATSCheck(r.NC))
 	tel.Health.AddCheck("storage", 5*time.Second, telemetry.StorageCheck(r.Store, b.Invoices))
-	tel.Health.AddCheck("ksef", 10*time.Second, ksefCheck)
+	if !s.NoKSeF {
+		ksefCheck, err := telemetry.DialCheck(s.KSeF.APIURL)
+		if err != nil {
+			return fail(err)
+		}
+		tel.Health.AddCheck("ksef", 10*time.Second, ksefCheck)
+	}
 	return r, nil
 }
 
@@ -212,6 +216,9 @@ func (r *Runtime) sendLease() time.Duration {
 // clientFor is Clients.For for the workers: a context without a token is a permanent failure,
 // dead-lettered at once (and logged once), not one that retries can fix.
 func (r *Runtime) clientFor(ctx context.Context, nip string) (*ksef.Client, error) {
+	if r.Clients == nil {
+		return nil, worker.Permanent(errors.New("this process has no KSeF clients (Settings.NoKSeF)"))
+	}
 	c, err := r.Clients.For(ctx, nip)
 	if errors.Is(err, ksefconn.ErrUnknownContext) {
 		return nil, worker.Permanent(err)

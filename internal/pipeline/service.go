@@ -52,15 +52,20 @@ func ServiceMain(ctx context.Context, name string, args []string, getenv func(st
 		return err
 	}
 	mem.Apply()
+	getenv, hidden := WorkerEnv(name, getenv)
 	s, err := SettingsFromEnv(getenv, os.ReadFile)
 	if err != nil {
 		return err
 	}
+	s.NoKSeF = !CallsKSeF(name)
 	tcfg, err := telemetry.ConfigFromEnv(name, getenv)
 	if err != nil {
 		return err
 	}
 	log := zerolog.New(stderr).Level(s.LogLevel).With().Timestamp().Str("service", name).Logger()
+	if len(hidden) > 0 {
+		log.Warn().Strs("ignored", hidden).Msg("this worker calls no KSeF API: its KSeF token settings are ignored; give them only to the workers that call KSeF")
+	}
 	log.Info().Int("gc_percent", mem.GCPercent).Int64("memory_limit", mem.Limit).Msg("runtime memory settings (0: as GOGC, GOMEMLIMIT say)")
 	if mem.Pprof != "" {
 		addr, shutdown, err := procmem.ServePprof(mem.Pprof)

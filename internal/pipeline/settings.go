@@ -70,6 +70,10 @@ type Settings struct {
 	SendLease time.Duration
 	LogLevel  zerolog.Level
 
+	// NoKSeF: the process calls no KSeF API, so it builds no clients, reads no tokens and does
+	// not check KSeF's reachability (the visualizer's service; see WorkerEnv).
+	NoKSeF bool
+
 	VisualizeAccepted, VisualizeDownloaded bool
 	VisualizeFormat, VisualizeLanguage     string
 	QREnvironment                          string
