@@ -146,8 +146,8 @@ func TestBrokenManifestsFail(t *testing.T) {
 		},
 		{
 			name: "tokens mounted in the visualizer", overlay: "prod", file: "base/visualizer.yaml",
-			old: "        - name: tmp\n          emptyDir:\n",
-			new: "        - name: tokens\n          secret:\n            secretName: ksef-tokens\n        - name: tmp\n          emptyDir:\n",
+			old:  "        - name: tmp\n          emptyDir:\n",
+			new:  "        - name: tokens\n          secret:\n            secretName: ksef-tokens\n        - name: tmp\n          emptyDir:\n",
 			want: "Deployment/visualizer: mounts Secret ksef-tokens",
 		},
 		{
