@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/natsperm"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
 )
@@ -524,4 +525,23 @@ func TestConfigFile(t *testing.T) {
 	r = ksefctl(t, env, "streams", "--config", other)
 	wantCode(t, r, 2)
 	wantContains(t, r.stderr, "line 1")
+}
+
+// TestNATSCommands: "nats permissions" prints natsperm's rendering for the prefix asked, and
+// "nats provision" ensures the stream, the KV buckets and every worker's consumer, the batch
+// consumer included (idempotent against the running pipeline's).
+func TestNATSCommands(t *testing.T) {
+	r := ksefctl(t, nil, "--prefix", "acme", "nats", "permissions")
+	wantCode(t, r, 0)
+	if r.stdout != natsperm.Render("acme") {
+		t.Fatalf("nats permissions printed something else than natsperm.Render(\"acme\")")
+	}
+	r = ksefctl(t, nil, "nats", "provision")
+	wantCode(t, r, 0)
+	for _, want := range []string{"ensured stream KSEF\n", "ensured kv KSEF_STATE\n", "ensured kv KSEF_SESSIONS\n",
+		"ensured consumer sender\n", "ensured consumer sender-batch\n", "ensured consumer visualizer\n"} {
+		wantContains(t, r.stdout, want)
+	}
+	r = ksefctl(t, nil, "nats", "delete-everything")
+	wantCode(t, r, 2)
 }

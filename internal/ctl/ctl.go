@@ -74,6 +74,7 @@ func commands() []command {
 		{"events", "[--follow] [--subject S]... [--since T]", "the audit view of the event stream", eventsHelp, runEvents},
 		{"dlq", "list | show SEQ | replay SEQ...|--all", "dead letters: list, inspect, replay", dlqHelp, runDLQ},
 		{"streams", "[--all]", "the stream, the workers' consumers, pending work, KV buckets", streamsHelp, runStreams},
+		{"nats", "provision | permissions", "create the stream, KV buckets and consumers; print the NATS permissions", natsHelp, runNATS},
 	}
 }
 

@@ -39,6 +39,16 @@ type Config struct {
 
 	Name string // connection name shown by the server
 
+	// InboxPrefix replaces "_INBOX" for the replies this connection gets (JetStream API answers,
+	// pulled messages), so that each user may be allowed only its own inboxes ("_INBOX_sender":
+	// deploy/nats/permissions.conf). Empty: "_INBOX_<User>" with a User, else "_INBOX".
+	InboxPrefix string
+
+	// Provisioned: the stream, KV buckets and durable consumers exist already (ksefctl nats
+	// provision), so the pipeline only looks them up, needing INFO and no CREATE or UPDATE
+	// permission on them (see BindOnly).
+	Provisioned bool
+
 	// SubjectPrefix is put before every subject ("acme" ->
 	// "acme.invoice.submitted") and names the stream (KSEF_ACME).
 	SubjectPrefix string
@@ -70,6 +80,8 @@ const (
 	EnvTLSKey          = "KSEF_NATS_TLS_KEY"
 	EnvTLSInsecure     = "KSEF_NATS_TLS_INSECURE"
 	EnvName            = "KSEF_NATS_NAME"
+	EnvInboxPrefix     = "KSEF_NATS_INBOX_PREFIX"
+	EnvProvisioned     = "KSEF_NATS_PROVISIONED"
 	EnvSubjectPrefix   = "KSEF_SUBJECT_PREFIX"
 	EnvStreamMaxAge    = "KSEF_NATS_STREAM_MAX_AGE"
 	EnvDuplicateWindow = "KSEF_NATS_DUPLICATE_WINDOW"
@@ -92,6 +104,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		TLSCert:       getenv(EnvTLSCert),
 		TLSKey:        getenv(EnvTLSKey),
 		Name:          getenv(EnvName),
+		InboxPrefix:   getenv(EnvInboxPrefix),
 		SubjectPrefix: getenv(EnvSubjectPrefix),
 	}
 	var errs []error
@@ -99,6 +112,11 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		b, err := strconv.ParseBool(v)
 		errs = append(errs, wrapEnv(EnvTLSInsecure, err))
 		c.TLSInsecure = b
+	}
+	if v := getenv(EnvProvisioned); v != "" {
+		b, err := strconv.ParseBool(v)
+		errs = append(errs, wrapEnv(EnvProvisioned, err))
+		c.Provisioned = b
 	}
 	var err error
 	c.StreamMaxAge, err = parseDuration(getenv(EnvStreamMaxAge))

@@ -100,6 +100,9 @@ func options(ctx context.Context, cfg Config) ([]nats.Option, error) {
 	case cfg.Token != "":
 		opts = append(opts, nats.Token(cfg.Token))
 	}
+	if p := cfg.inboxPrefix(); p != "" {
+		opts = append(opts, nats.CustomInboxPrefix(p))
+	}
 	if cfg.TLSCA != "" || cfg.TLSCert != "" || cfg.TLSInsecure {
 		tc, err := tlsConfig(cfg)
 		if err != nil {

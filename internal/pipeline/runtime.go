@@ -91,6 +91,9 @@ func OpenWithTelemetry(ctx context.Context, s Settings, log zerolog.Logger, tel 
 	if r.NC, r.JS, err = natsx.Connect(ctx, s.NATS); err != nil {
 		return nil, err
 	}
+	if s.NATS.Provisioned {
+		r.JS = natsx.BindOnly(r.JS) // INFO only: Provision made everything
+	}
 	fail := func(err error) (*Runtime, error) { r.Close(); return nil, err }
 	if _, err := natsx.EnsureStreams(ctx, r.JS, s.NATS); err != nil {
 		return fail(err)

@@ -12,7 +12,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +24,7 @@ import (
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/natsperm"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/testenv"
@@ -199,11 +202,15 @@ func fa3Invalid(t *testing.T, marker string) []byte {
 }
 
 // natsUsers are the users of deploy/nats/permissions.conf; passwords are made per test.
-var natsUsers = []string{"admin", "erp", pipeline.Sender, pipeline.Poller, pipeline.Downloader, pipeline.Visualizer}
+var natsUsers = []string{natsperm.Admin, natsperm.ERP, pipeline.Sender, pipeline.Poller, pipeline.Downloader, pipeline.Visualizer}
 
-// TestNATSPermissions runs the pipeline against a NATS server configured with
-// deploy/nats/permissions.conf, each worker as its own user: everything works, and nothing is
-// refused; then each user tries what it must not, and the server refuses it.
+// TestNATSPermissions runs the pipeline, batch mode on, against a NATS server configured with
+// deploy/nats/permissions.conf — the file the compose file and the manifests mount, generated
+// from internal/natsperm — after provisioning as the admin user, each worker as its own user and
+// bound to what was provisioned (KSEF_NATS_PROVISIONED): everything works and nothing is refused.
+// Then each user tries each escalation (delete or update another's consumer, update or delete a
+// stream or a KV bucket's stream, publish as another worker, read another's inbox or the shared
+// one), and the server refuses it.
 func TestNATSPermissions(t *testing.T) {
 	pass := map[string]string{}
 	for _, u := range natsUsers {
@@ -217,12 +224,33 @@ func TestNATSPermissions(t *testing.T) {
 	c := newCluster(t, clusterOptions{
 		natsConfig: filepath.Join(testenv.RepoRoot(t), "deploy", "nats", "permissions.conf"),
 		natsUsers:  users,
-		env:        map[string]string{"KSEF_VISUALIZE_ACCEPTED": "true"},
+		env:        map[string]string{"KSEF_VISUALIZE_ACCEPTED": "true", "KSEF_BATCH": "true", "KSEF_NATS_PROVISIONED": "true"},
 	})
+	// The provisioning step, as the admin user, with the workers' own settings.
+	env := map[string]string{}
+	for _, kv := range c.workerEnv(pipeline.Sender) {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	s, err := pipeline.SettingsFromEnv(func(k string) string { return env[k] }, os.ReadFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.NATS.User, s.NATS.Password = natsperm.Admin, pass[natsperm.Admin]
+	if s.Batch.Disabled {
+		t.Fatal("batch mode is off: this test must run with it on")
+	}
+	made, err := pipeline.Provision(t.Context(), s)
+	if err != nil {
+		t.Fatalf("provisioning as admin: %v (made %v)", err, made)
+	}
+	if !slices.Contains(made, "consumer "+pipeline.SenderBatch) {
+		t.Fatalf("provisioning made %v, not the batch consumer", made)
+	}
 	c.start(pipeline.Workers()...)
 
 	// The ERP, as its own user, submits and reads.
-	erpCfg := natsx.Config{URL: c.natsURL(), User: "erp", Password: pass["erp"]}
+	erpCfg := natsx.Config{URL: c.natsURL(), User: natsperm.ERP, Password: pass[natsperm.ERP]}
 	_, erpJS, err := natsx.Connect(t.Context(), erpCfg)
 	if err != nil {
 		t.Fatal(err)
@@ -258,49 +286,87 @@ func TestNATSPermissions(t *testing.T) {
 		t.Errorf("the workers were refused something:\n%s", lines)
 	}
 
-	// What each user must not do.
-	for _, tc := range []struct {
+	// What each user must not do, tried by every user but the admin.
+	others := func(u string) string {
+		for _, w := range pipeline.Workers() {
+			if w != u {
+				return w
+			}
+		}
+		return ""
+	}
+	// The event each user must not fake: one another worker publishes.
+	foreignEvent := map[string]string{
+		natsperm.ERP: "invoice.accepted", pipeline.Sender: "invoice.accepted", pipeline.Poller: "invoice.sent",
+		pipeline.Downloader: "invoice.submitted", pipeline.Visualizer: "query.completed",
+	}
+	type attempt struct {
 		user, subject string
 		subscribe     bool
-	}{
-		{"erp", "invoice.accepted", false},      // fake an outcome
-		{"erp", "dlq.invoice.submitted", false}, // fake a dead letter
-		{"erp", "$KV.KSEF_STATE.inv.x", false},  // touch the sender's state
-		{"erp", "invoice.submitted", true},      // read around the stream's consumers
-		{"sender", "invoice.accepted", false},   // only the poller says that
-		{"sender", "query.completed", false},    // nor that
-		{"sender", "$KV.KSEF_MARKS.x", false},   // the downloader's bucket
-		{"sender", "$KV.KSEF_failures.poller.1", false},
-		{"sender", "$JS.API.STREAM.DELETE.KSEF", false},
-		{"sender", "$JS.API.STREAM.PURGE.KSEF", false},
-		{"sender", "$JS.API.CONSUMER.DELETE.KSEF.poller", false},
-		{"sender", "$JS.ACK.KSEF.poller.1.1.1.1.1", false}, // ack another worker's message
-		{"sender", "invoice.>", true},
-		{"poller", "invoice.sent", false},
-		{"poller", "$KV.KSEF_SESSIONS.x", false},
-		{"poller", "$JS.API.CONSUMER.MSG.NEXT.KSEF.sender", false}, // steal the sender's work
-		{"downloader", "invoice.submitted", false},
-		{"downloader", "$KV.KSEF_STATE.x", false},
-		{"downloader", "$JS.API.STREAM.MSG.DELETE.KSEF", false},
-		{"visualizer", "invoice.accepted", false},
-		{"visualizer", "$KV.KSEF_LIMITS.x", false},
-		{"visualizer", "$JS.API.DIRECT.GET.KV_KSEF_STATE.>", false},
-	} {
+	}
+	var attempts []attempt
+	for _, u := range natsUsers[1:] {
+		other := others(u)
+		for _, subj := range []string{
+			"$JS.API.STREAM.UPDATE.KSEF", "$JS.API.STREAM.DELETE.KSEF", "$JS.API.STREAM.PURGE.KSEF",
+			"$JS.API.STREAM.CREATE.KSEF", "$JS.API.STREAM.MSG.DELETE.KSEF",
+			"$JS.API.STREAM.UPDATE.KV_KSEF_STATE", "$JS.API.STREAM.DELETE.KV_KSEF_STATE", "$JS.API.STREAM.PURGE.KV_KSEF_STATE",
+			"$JS.API.STREAM.UPDATE.KV_KSEF_failures",
+			"$JS.API.CONSUMER.DELETE.KSEF." + other, "$JS.API.CONSUMER.CREATE.KSEF." + other, // delete or update another's
+			"$JS.API.CONSUMER.CREATE.KSEF." + other + ".invoice.submitted",
+			"$JS.API.CONSUMER.DURABLE.CREATE.KSEF." + other,
+			"$JS.API.CONSUMER.DELETE.KSEF." + pipeline.SenderBatch,
+			"$JS.API.CONSUMER.MSG.NEXT.KSEF." + other, // steal another's work
+			"$JS.ACK.KSEF." + other + ".1.1.1.1.1",    // ack another's message
+			foreignEvent[u],
+		} {
+			attempts = append(attempts, attempt{u, subj, false})
+		}
+		for _, subj := range []string{natsperm.Inbox(other) + ".>", "_INBOX.>", "invoice.>", ">"} {
+			attempts = append(attempts, attempt{u, subj, true})
+		}
+		if u != natsperm.ERP {
+			// Workers never change their own consumer either: it is provisioned.
+			attempts = append(attempts, attempt{u, "$JS.API.CONSUMER.CREATE.KSEF." + u, false},
+				attempt{u, "$JS.API.CONSUMER.DELETE.KSEF." + u, false})
+		}
+	}
+	attempts = append(attempts,
+		attempt{natsperm.ERP, "dlq.invoice.submitted", false}, // fake a dead letter
+		attempt{natsperm.ERP, "$KV.KSEF_STATE.inv.x", false},  // touch the sender's state
+		attempt{natsperm.ERP, "batch.queued.5265877635", false},
+		attempt{pipeline.Sender, "$KV.KSEF_MARKS.x", false}, // the downloader's bucket
+		attempt{pipeline.Sender, "$KV.KSEF_failures.poller.1", false},
+		attempt{pipeline.Poller, "$KV.KSEF_SESSIONS.x", false},
+		attempt{pipeline.Poller, "batch.queued.5265877635", false},
+		attempt{pipeline.Downloader, "$KV.KSEF_STATE.x", false},
+		attempt{pipeline.Visualizer, "$KV.KSEF_LIMITS.x", false},
+		attempt{pipeline.Visualizer, "$JS.API.DIRECT.GET.KV_KSEF_STATE.>", false},
+	)
+	for _, tc := range attempts {
 		verb := "publish to"
 		if tc.subscribe {
 			verb = "subscribe to"
 		}
 		t.Run(tc.user+" may not "+verb+" "+tc.subject, func(t *testing.T) {
+			t.Parallel()
 			err := tryAs(t, c.natsURL(), tc.user, pass[tc.user], tc.subject, tc.subscribe)
 			if !errors.Is(err, nats.ErrPermissionViolation) && (err == nil || !strings.Contains(strings.ToLower(err.Error()), "permissions violation")) {
 				t.Errorf("%s could %s %s (error %v)", tc.user, verb, tc.subject, err)
 			}
 		})
 	}
-	// The same connection check passes for what is allowed, so the refusals above are real.
-	for _, u := range []string{"erp", pipeline.Sender} {
-		if err := tryAs(t, c.natsURL(), u, pass[u], "$JS.API.INFO", false); err != nil {
-			t.Errorf("%s: an allowed publish was refused: %v", u, err)
+	// The same connection check passes for what is allowed, so the refusals above are real:
+	// among them the batch subjects and consumer the sender needs, and each user's own inbox.
+	for _, ok := range []attempt{
+		{natsperm.ERP, "$JS.API.INFO", false}, {pipeline.Sender, "$JS.API.INFO", false},
+		{pipeline.Sender, "$JS.API.CONSUMER.INFO.KSEF." + pipeline.SenderBatch, false},
+		{pipeline.Sender, "$JS.API.CONSUMER.MSG.NEXT.KSEF." + pipeline.SenderBatch, false},
+		{pipeline.Sender, "dlq.batch.queued.5265877635", false},
+		{pipeline.Poller, natsperm.Inbox(pipeline.Poller) + ".>", true},
+	} {
+		if err := tryAs(t, c.natsURL(), ok.user, pass[ok.user], ok.subject, ok.subscribe); err != nil {
+			t.Errorf("%s: an allowed %s was refused: %v", ok.user, ok.subject, err)
 		}
 	}
 	if err := tryAs(t, c.natsURL(), "sender", "wrong", "$JS.API.INFO", false); err == nil {

@@ -202,6 +202,33 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, handler Handle
 	if err := cfg.validate(); err != nil {
 		return err
 	}
+	cons, kv, err := ensure(ctx, js, cfg)
+	if err != nil {
+		return err
+	}
+	chain := append(append([]Middleware{}, mw...), Recover(), Heartbeat(cfg.AckWait/3), Decode(cfg.NATS.Codec()))
+	r := &runner{
+		cfg: cfg, js: js, kv: kv,
+		pub:     natsx.NewPublisher(js, cfg.NATS),
+		handler: Chain(handler, chain...),
+		log:     zerolog.Ctx(ctx).With().Str("worker", cfg.Name).Logger(),
+	}
+	return r.loop(ctx, cons)
+}
+
+// Ensure creates or updates the worker's durable consumer and its failure-count bucket as Run
+// would: a provisioning step runs it with a privileged user, so that Run, given
+// natsx.BindOnly, only looks them up.
+func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	_, _, err := ensure(ctx, js, cfg)
+	return err
+}
+
+func ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Consumer, jetstream.KeyValue, error) {
 	stream := natsx.StreamName(cfg.NATS.SubjectPrefix)
 	cons, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
 		Durable:        cfg.Name,
@@ -213,20 +240,13 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, handler Handle
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
-		return fmt.Errorf("worker %s: consumer: %w", cfg.Name, err)
+		return nil, nil, fmt.Errorf("worker %s: consumer: %w", cfg.Name, err)
 	}
 	kv, err := natsx.EnsureKV(ctx, js, FailuresBucket(stream), cfg.FailureTTL)
 	if err != nil {
-		return fmt.Errorf("worker %s: %w", cfg.Name, err)
+		return nil, nil, fmt.Errorf("worker %s: %w", cfg.Name, err)
 	}
-	chain := append(append([]Middleware{}, mw...), Recover(), Heartbeat(cfg.AckWait/3), Decode(cfg.NATS.Codec()))
-	r := &runner{
-		cfg: cfg, js: js, kv: kv,
-		pub:     natsx.NewPublisher(js, cfg.NATS),
-		handler: Chain(handler, chain...),
-		log:     zerolog.Ctx(ctx).With().Str("worker", cfg.Name).Logger(),
-	}
-	return r.loop(ctx, cons)
+	return cons, kv, nil
 }
 
 func (r *runner) loop(ctx context.Context, cons jetstream.Consumer) error {
