@@ -145,6 +145,26 @@ func TestBrokenManifestsFail(t *testing.T) {
 			want: "Secret/ksef-tokens neither rendered nor documented as external",
 		},
 		{
+			name: "NATS without users", overlay: "prod", file: "base/nats.yaml",
+			old: "    include ./permissions.conf\n", new: "",
+			want: "NATS runs without authentication",
+		},
+		{
+			name: "NATS without TLS", overlay: "dev", file: "base/nats.yaml",
+			old: "    tls {\n      cert_file: /etc/nats-tls/tls.crt\n      key_file: /etc/nats-tls/tls.key\n      ca_file: /etc/nats-tls/ca.crt\n      timeout: 5\n    }\n", new: "",
+			want: "NATS clients connect without TLS",
+		},
+		{
+			name: "worker as another NATS user", overlay: "prod", file: "base/poller.yaml",
+			old: "              value: poller\n", new: "              value: sender\n",
+			want: "Deployment/poller: NATS user \"sender\"",
+		},
+		{
+			name: "worker creating its own stream", overlay: "prod", file: "base/kustomization.yaml",
+			old: "      - KSEF_NATS_PROVISIONED=true\n", new: "",
+			want: "KSEF_NATS_PROVISIONED is not true",
+		},
+		{
 			name: "tokens mounted in the visualizer", overlay: "prod", file: "base/visualizer.yaml",
 			old:  "        - name: tmp\n          emptyDir:\n",
 			new:  "        - name: tokens\n          secret:\n            secretName: ksef-tokens\n        - name: tmp\n          emptyDir:\n",

@@ -3,6 +3,7 @@ package deploytest
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -628,6 +629,18 @@ func (m *manifests) checkWorkers(p *problems, o overlay) {
 			tokens = -1 // unknown, reported above
 		}
 		checkTokens(p, id, name, env, tokens, secrets)
+		// Its own NATS user, over TLS, bound to what the provisioning Job made.
+		if env[natsx.EnvUser] != name || env[natsx.EnvPassword] == "" {
+			p.addf("%s: NATS user %q (with a password: %v), want its own user %s", id, env[natsx.EnvUser], env[natsx.EnvPassword] != "", name)
+		}
+		if err == nil && !ps.NATS.Provisioned {
+			p.addf("%s: %s is not true: its NATS user may not create the stream or consumers", id, natsx.EnvProvisioned)
+		}
+		if ca := env[natsx.EnvTLSCA]; ca == "" {
+			p.addf("%s: %s not set: NATS without TLS", id, natsx.EnvTLSCA)
+		} else if sec, _, ok := mountedKey(w, c, "Secret", ca); !ok || sec != "nats-tls" {
+			p.addf("%s: %s %s is not the mounted Secret nats-tls", id, natsx.EnvTLSCA, ca)
+		}
 		grace := time.Duration(deref(d.Spec.Template.Spec.TerminationGracePeriodSeconds, 30)) * time.Second
 		if drain, err := drainTimeout(env, ps); err != nil || drain+drainMargin > grace {
 			p.addf("%s: drain timeout %s (%v) must be at least %s shorter than terminationGracePeriodSeconds (%s)", id, drain, err, drainMargin, grace)
@@ -919,26 +932,50 @@ func (m *manifests) checkNATS(t testing.TB, p *problems, o overlay) {
 	}
 	confPath := args[i+1]
 	dir := t.TempDir()
-	var cm *corev1.ConfigMap
+	// The configuration directory: a ConfigMap, or several projected into one directory.
+	data := map[string]string{}
 	for _, vm := range c.VolumeMounts {
 		if path.Dir(confPath) != path.Clean(vm.MountPath) {
 			continue
 		}
 		for _, v := range spec.Volumes {
-			if v.Name == vm.Name && v.ConfigMap != nil {
-				cm = m.configMaps[v.ConfigMap.Name]
+			if v.Name != vm.Name {
+				continue
+			}
+			var names []string
+			if v.ConfigMap != nil {
+				names = append(names, v.ConfigMap.Name)
+			}
+			if v.Projected != nil {
+				for _, src := range v.Projected.Sources {
+					if src.ConfigMap != nil {
+						names = append(names, src.ConfigMap.Name)
+					}
+				}
+			}
+			for _, n := range names {
+				if cm := m.configMaps[n]; cm != nil {
+					maps.Copy(data, cm.Data)
+				}
 			}
 		}
 	}
-	if cm == nil || cm.Data[path.Base(confPath)] == "" {
+	if data[path.Base(confPath)] == "" {
 		p.addf("%s: %s is not in a mounted ConfigMap", id, confPath)
 		return
 	}
-	for k, v := range cm.Data {
+	// The TLS files are a Secret's, absent here: the configuration is read with a test
+	// certificate in their place, so that nats-server's parser loads a real one.
+	tlsDir := natsTestTLS(t)
+	for k, v := range data {
+		v = strings.ReplaceAll(v, natsTLSDir+"/", tlsDir+"/")
 		if err := os.WriteFile(filepath.Join(dir, k), []byte(v), 0o600); err != nil {
 			p.addf("%s: %v", id, err)
 			return
 		}
+	}
+	for _, u := range natsPasswordKeys() {
+		t.Setenv(u, "placeholder-"+u)
 	}
 	podName := ""
 	for _, e := range c.Env {
@@ -975,6 +1012,14 @@ func (m *manifests) checkNATS(t testing.TB, p *problems, o overlay) {
 	}
 	if !opts.JetStream {
 		p.addf("%s: JetStream is off", id)
+	}
+	checkNATSAuth(p, id, opts)
+	if !slices.ContainsFunc(spec.Volumes, func(v corev1.Volume) bool {
+		return v.Secret != nil && v.Secret.SecretName == "nats-tls" && slices.ContainsFunc(c.VolumeMounts, func(vm corev1.VolumeMount) bool {
+			return vm.Name == v.Name && path.Clean(vm.MountPath) == natsTLSDir
+		})
+	}) {
+		p.addf("%s: the Secret nats-tls is not mounted at %s", id, natsTLSDir)
 	}
 	var store *resource.Quantity
 	for _, vm := range c.VolumeMounts {

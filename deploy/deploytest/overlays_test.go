@@ -2,8 +2,10 @@ package deploytest
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/natsperm"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/testenv"
 )
@@ -30,7 +32,7 @@ var schemaKeys = []string{
 var overlays = []overlay{
 	{
 		name:      "dev",
-		external:  map[string][]string{"ConfigMap/ksef-fa3-schemas": schemaKeys},
+		external:  map[string][]string{"ConfigMap/ksef-fa3-schemas": schemaKeys, "Secret/nats-tls": natsTLSKeys},
 		inCluster: true,
 	},
 	{
@@ -39,8 +41,23 @@ var overlays = []overlay{
 			"ConfigMap/ksef-fa3-schemas": schemaKeys,
 			"Secret/ksef-credentials":    {"KSEF_S3_ACCESS_KEY", "KSEF_S3_SECRET_KEY"},
 			"Secret/ksef-tokens":         {"tokens"},
+			"Secret/nats-tls":            natsTLSKeys,
+			"Secret/nats-users":          natsPasswordKeys(),
 		},
 	},
+}
+
+// natsTLSKeys are the keys of the Secret nats-tls (as cert-manager writes them).
+var natsTLSKeys = []string{"tls.crt", "tls.key", "ca.crt"}
+
+// natsPasswordKeys are the keys of the Secret nats-users: one password per user of
+// deploy/nats/permissions.conf.
+func natsPasswordKeys() []string {
+	var out []string
+	for _, u := range natsperm.Users("") {
+		out = append(out, strings.TrimPrefix(u.Password, "$"))
+	}
+	return out
 }
 
 // workers are the pipeline's workers (internal/pipeline's names): the

@@ -9,7 +9,7 @@
 // user's replies come on its own inbox prefix, _INBOX_<user> (natsx's default for a user).
 package natsperm
 
-//go:generate go run ./gen ../../deploy/nats/permissions.conf
+//go:generate go run ./gen ../../deploy/nats/permissions.conf ../../deploy/k8s/base/nats/permissions.conf
 
 import (
 	"fmt"

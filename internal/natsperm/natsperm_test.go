@@ -14,12 +14,14 @@ import (
 // TestCommittedFileIsGenerated: deploy/nats/permissions.conf is Render's output, so the
 // manifests, the compose file and the tests all use the one description.
 func TestCommittedFileIsGenerated(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "deploy", "nats", "permissions.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(b) != Render("") {
-		t.Fatal("deploy/nats/permissions.conf differs from natsperm.Render: run go generate ./internal/natsperm")
+	for _, f := range []string{"deploy/nats/permissions.conf", "deploy/k8s/base/nats/permissions.conf"} {
+		b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), filepath.FromSlash(f)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != Render("") {
+			t.Errorf("%s differs from natsperm.Render: run go generate ./internal/natsperm", f)
+		}
 	}
 }
 
