@@ -249,6 +249,19 @@ func TestBrokenComposeFails(t *testing.T) {
 			want: "bucket ksef-upo",
 		},
 		{
+			name: "NATS without its configuration", old: `["-c", "/etc/nats/nats.conf", "-js"`, new: `["-js"`,
+			want: "nats: no configuration file (-c): NATS runs without authentication",
+		},
+		{
+			name: "NATS configuration without users", old: "      - ./deploy/nats/permissions.conf:/etc/nats/permissions.conf:ro\n",
+			new:  "",
+			want: "nats: /etc/nats/nats.conf",
+		},
+		{
+			name: "worker as the admin", old: "      KSEF_NATS_USER: sender\n", new: "      KSEF_NATS_USER: admin\n",
+			want: "sender: NATS user \"admin\"",
+		},
+		{
 			name: "tokens given to the visualizer", old: "    image: ksef-pipeline/visualizer:dev\n",
 			new:  "    image: ksef-pipeline/visualizer:dev\n    secrets: [ksef_tokens]\n",
 			want: "visualizer: mounts Secret ksef-tokens",
@@ -265,6 +278,7 @@ func TestBrokenComposeFails(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			copyTree(t, filepath.Join(root, "deploy", "compose"), filepath.Join(dir, "deploy", "compose"))
+			copyTree(t, filepath.Join(root, "deploy", "nats"), filepath.Join(dir, "deploy", "nats"))
 			file := filepath.Join(dir, "docker-compose.yml")
 			b, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
 			if err != nil {

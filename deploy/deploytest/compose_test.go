@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -14,7 +15,9 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/loader"
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/testenv"
@@ -33,15 +36,17 @@ func loadCompose(ctx context.Context, file string) (*types.Project, error) {
 
 // Services docker-compose.yml must define.
 var (
-	composeInfra = []string{"nats", "minio", "minio-buckets", "ksef-emulator"}
+	composeInfra = []string{"nats", "nats-provision", "minio", "minio-buckets", "ksef-emulator"}
 	// composeOneShot run to completion; others run and have healthchecks.
-	composeOneShot = []string{"minio-buckets"}
+	composeOneShot = []string{"minio-buckets", "nats-provision"}
 	// workerNeeds is what each worker waits for, and how.
 	workerNeeds = map[string]string{
 		"nats":          types.ServiceConditionHealthy,
 		"minio":         types.ServiceConditionHealthy,
 		"minio-buckets": types.ServiceConditionCompletedSuccessfully,
 		"ksef-emulator": types.ServiceConditionHealthy,
+		// The workers' NATS users may not create the stream or their consumers.
+		"nats-provision": types.ServiceConditionCompletedSuccessfully,
 	}
 )
 
@@ -194,6 +199,12 @@ func checkComposeWorker(p *problems, proj *types.Project, s types.ServiceConfig)
 		tokens = -1 // unknown, reported below
 	}
 	checkTokens(p, name, name, env, tokens, secrets)
+	if env[natsx.EnvUser] != name || env[natsx.EnvPassword] == "" {
+		p.addf("%s: NATS user %q (with a password: %v), want its own user %s", name, env[natsx.EnvUser], env[natsx.EnvPassword] != "", name)
+	}
+	if err == nil && !ps.NATS.Provisioned {
+		p.addf("%s: %s is not true: its NATS user may not create the stream or consumers", name, natsx.EnvProvisioned)
+	}
 	if err != nil {
 		p.addf("%s: settings (pipeline.SettingsFromEnv): %v", name, err)
 	} else {
@@ -249,6 +260,7 @@ func composeEndpoint(p *problems, proj *types.Project, name, setting, raw string
 // port the healthcheck asks.
 func checkComposeNATS(p *problems, s types.ServiceConfig) {
 	args := []string(s.Command)
+	checkComposeNATSAuth(p, s)
 	if !slices.Contains(args, "-js") {
 		p.addf("nats: JetStream (-js) is off")
 	}
@@ -268,5 +280,63 @@ func TestComposeValid(t *testing.T) {
 	root := testenv.RepoRoot(t)
 	if err := validateCompose(t.Context(), filepath.Join(root, "docker-compose.yml"), dockerfileServices(t, root)); err != nil {
 		t.Errorf("docker-compose.yml:\n%v", err)
+	}
+}
+
+// checkComposeNATSAuth: the server reads a configuration file (-c) whose users, with passwords
+// from the service's environment, admit no client without credentials; the files are the host
+// files the service mounts.
+func checkComposeNATSAuth(p *problems, s types.ServiceConfig) {
+	args := []string(s.Command)
+	i := slices.Index(args, "-c")
+	if i < 0 || i+1 >= len(args) {
+		p.addf("nats: no configuration file (-c): NATS runs without authentication")
+		return
+	}
+	conf := args[i+1]
+	dir, err := os.MkdirTemp("", "compose-nats")
+	if err != nil {
+		p.addf("nats: %v", err)
+		return
+	}
+	defer os.RemoveAll(dir)
+	found := false
+	for _, v := range s.Volumes {
+		if v.Type != types.VolumeTypeBind || path.Dir(v.Target) != path.Dir(conf) {
+			continue
+		}
+		b, err := os.ReadFile(v.Source)
+		if err != nil {
+			p.addf("nats: mounted %s: %v", v.Source, err)
+			return
+		}
+		if err := os.WriteFile(filepath.Join(dir, path.Base(v.Target)), b, 0o600); err != nil {
+			p.addf("nats: %v", err)
+			return
+		}
+		found = found || v.Target == conf
+	}
+	if !found {
+		p.addf("nats: %s is not a mounted file", conf)
+		return
+	}
+	for k, v := range s.Environment {
+		if v != nil {
+			os.Setenv(k, *v)
+			defer os.Unsetenv(k)
+		}
+	}
+	opts, err := server.ProcessConfigFile(filepath.Join(dir, path.Base(conf)))
+	if err != nil {
+		p.addf("nats: %s: %v", conf, err)
+		return
+	}
+	if len(opts.Users)+len(opts.Nkeys) == 0 && opts.Authorization == "" && opts.Username == "" {
+		p.addf("nats: NATS runs without authentication (no users, nkeys or token)")
+	}
+	for _, u := range opts.Users {
+		if u.Password == "" || strings.HasPrefix(u.Password, "$") {
+			p.addf("nats: NATS user %s has no password", u.Username)
+		}
 	}
 }
