@@ -39,6 +39,14 @@ type badCase struct {
 		Via        string `json:"via"`
 		PadTo      int    `json:"pad_to"`
 		SHA256     string `json:"sha256"`
+		// LongName replaces the first line's name (P_7) with this many characters.
+		LongName int `json:"long_name"`
+		// Nest puts this many nested elements inside the root.
+		Nest int `json:"nest"`
+		// Owner, with via object, stores the invoice under that context's keys (not the seller's);
+		// Bucket ("upo") stores it in another bucket.
+		Owner  string `json:"owner"`
+		Bucket string `json:"bucket"`
 	} `json:"invoice"`
 	Expect struct {
 		Outcome string `json:"outcome"` // rejected or dead_letter
@@ -82,13 +90,16 @@ func loadCases(t testing.TB) []*badCase {
 	return m.Cases
 }
 
-// TestBadInput publishes the corpus of bad input, then a valid invoice: each bad message ends
+// TestBadInput publishes the corpus of bad input (testdata/bad-input/cases.json: malformed events
+// on every consumed subject, hostile XML in every encoding, references outside the event's
+// context), then a valid invoice: each bad message ends
 // as the rejection or dead letter its manifest entry names, with a clear reason, logged once;
 // nothing of it reaches KSeF; and the valid invoice after it is accepted.
 func TestBadInput(t *testing.T) {
 	cases := loadCases(t)
-	c := newCluster(t, clusterOptions{extraTokens: map[string]string{}})
-	c.start(pipeline.Sender, pipeline.Poller, pipeline.Downloader)
+	// Batch mode on, so that the sender's batch consumer is there to refuse bad queue items.
+	c := newCluster(t, clusterOptions{extraTokens: map[string]string{}, env: map[string]string{"KSEF_BATCH": "true"}})
+	c.start(pipeline.Sender, pipeline.Poller, pipeline.Downloader, pipeline.Visualizer)
 	for _, bc := range cases {
 		c.publishBad(t, bc)
 	}
@@ -237,6 +248,15 @@ func (c *cluster) publishBad(t *testing.T, bc *badCase) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Buckets are named per test run; an event names them by placeholder, and its XML
+		// (an object of the seller's, stored first) by ${SELLER_OBJECT}.
+		raw = bytes.ReplaceAll(raw, []byte("${INVOICES}"), []byte(c.buckets.Invoices))
+		raw = bytes.ReplaceAll(raw, []byte("${UPO}"), []byte(c.buckets.UPO))
+		for _, obj := range []struct{ placeholder, name string }{{"${SELLER_OBJECT}", "accepted"}, {"${NOT_FA3_OBJECT}", "not-fa3"}} {
+			if bytes.Contains(raw, []byte(obj.placeholder)) {
+				raw = bytes.ReplaceAll(raw, []byte(obj.placeholder), []byte(c.putBadObject(t, bc.Name, obj.name)))
+			}
+		}
 		var m map[string]any
 		dec := json.NewDecoder(bytes.NewReader(raw))
 		dec.UseNumber()
@@ -275,10 +295,18 @@ func (c *cluster) badInvoice(t *testing.T, bc *badCase) []byte {
 		}
 	case in.Generate > 0:
 		req := demo.Request(in.Seller, in.Generate, time.Now())
+		if in.LongName > 0 {
+			req.Lines[0].Name = strings.Repeat("W", in.LongName)
+		}
 		var err error
 		if xml, err = fa3.Generate(req); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if in.Nest > 0 {
+		end := bytes.LastIndex(xml, []byte("</"))
+		nest := append(bytes.Repeat([]byte("<a>"), in.Nest), bytes.Repeat([]byte("</a>"), in.Nest)...)
+		xml = append(append(append([]byte{}, xml[:end]...), nest...), xml[end:]...)
 	}
 	if in.PadTo > len(xml) {
 		// A comment before the root's end tag: still the same valid invoice, only larger.
@@ -296,8 +324,15 @@ func (c *cluster) badInvoice(t *testing.T, bc *badCase) []byte {
 	case in.Via == "inline":
 		ev.InlineXML = xml
 	case in.Via == "object":
-		key := storage.Layout{Buckets: c.buckets}.ERPOutbox(in.Seller, bc.invoiceID+".xml").Key
-		info, err := c.store.Put(t.Context(), c.buckets.Invoices, key, bytes.NewReader(xml), int64(len(xml)), storage.ObjectMeta{ContentType: "application/xml"})
+		owner, bucket := in.Seller, c.buckets.Invoices
+		if in.Owner != "" {
+			owner = in.Owner
+		}
+		if in.Bucket == "upo" {
+			bucket = c.buckets.UPO
+		}
+		key := storage.Layout{Buckets: c.buckets}.ERPOutbox(owner, bc.invoiceID+".xml").Key
+		info, err := c.store.Put(t.Context(), bucket, key, bytes.NewReader(xml), int64(len(xml)), storage.ObjectMeta{ContentType: "application/xml"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -340,6 +375,31 @@ func numbersToInts(v any) any {
 		return f
 	}
 	return v
+}
+
+// putBadObject stores, for case name, an accepted-looking invoice of the first seller (what)
+// "accepted", or a document that is not FA(3) ("not-fa3"), under the seller's keys, and returns
+// its key.
+func (c *cluster) putBadObject(t *testing.T, name, what string) string {
+	t.Helper()
+	var data []byte
+	switch what {
+	case "accepted":
+		var err error
+		if data, err = fa3.Generate(demo.Request(demo.Sellers[0], 907, time.Now())); err != nil {
+			t.Fatal(err)
+		}
+	default:
+		var err error
+		if data, err = os.ReadFile(filepath.Join(badInputDir(t), "not-fa3.xml")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loc := storage.Layout{Buckets: c.buckets}.ERPOutbox(demo.Sellers[0], name+".xml")
+	if _, err := c.store.Put(t.Context(), loc.Bucket, loc.Key, bytes.NewReader(data), int64(len(data)), storage.ObjectMeta{ContentType: "application/xml"}); err != nil {
+		t.Fatal(err)
+	}
+	return loc.Key
 }
 
 var _ = fmt.Sprintf
