@@ -22,8 +22,8 @@ func (c Config) inboxPrefix() string {
 
 // BindOnly wraps js so that the pipeline's "create or update" of streams, KV buckets and
 // consumers only looks them up: for a user allowed INFO on them and no more. What is missing is
-// an error naming the provisioning step; a consumer whose filter differs from the one asked for
-// is an error too, so that a provisioning step and the workers cannot silently disagree.
+// an error naming the provisioning step; a consumer whose filter, AckWait or MaxAckPending
+// differs from the one asked for is an error too, so that a provisioning step and the workers cannot silently disagree.
 func BindOnly(js jetstream.JetStream) jetstream.JetStream { return bindOnly{js} }
 
 type bindOnly struct{ jetstream.JetStream }
@@ -57,6 +57,10 @@ func (b bindOnly) CreateOrUpdateConsumer(ctx context.Context, stream string, cfg
 	want := filters(cfg)
 	if have := filters(got); !slices.Equal(slices.Sorted(slices.Values(have)), slices.Sorted(slices.Values(want))) {
 		return nil, fmt.Errorf("natsx: consumer %s on %s filters %v, the worker wants %v: provision again", name, stream, have, want)
+	}
+	if (cfg.AckWait != 0 && got.AckWait != cfg.AckWait) || (cfg.MaxAckPending != 0 && got.MaxAckPending != cfg.MaxAckPending) {
+		return nil, fmt.Errorf("natsx: consumer %s on %s has AckWait %s and MaxAckPending %d, the worker wants %s and %d: provision again with its settings",
+			name, stream, got.AckWait, got.MaxAckPending, cfg.AckWait, cfg.MaxAckPending)
 	}
 	return c, nil
 }
