@@ -198,8 +198,8 @@ var (
 	cancelCodes      = []ksef.StatusCode{ksef.StatusSessionError, ksef.StatusUnknown, ksef.StatusCancelled}
 )
 
-// check refuses rates outside [0, 1] and codes the faults cannot produce.
-func (f *Faults) check() error {
+// Check refuses rates outside [0, 1] and codes the faults cannot produce.
+func (f *Faults) Check() error {
 	for _, r := range []float64{f.SlowRate, f.TooManyRate, f.ServerErrorRate, f.AmbiguousRate, f.StuckRate, f.EarlyExpiryRate,
 		f.PackageFailRate, f.BatchOpenFailRate, f.CancelRate, f.BatchStuckRate, f.UploadHangRate} {
 		if r < 0 || r > 1 {
