@@ -14,9 +14,9 @@ import (
 
 // faults draws the injected failures from one seeded generator.
 type faults struct {
-	cfg Faults
-	mu  sync.Mutex
-	rng *mrand.Rand
+	cfg   Faults
+	mu    sync.Mutex
+	rng   *mrand.Rand
 	n     int // rotates the kinds of 5xx
 	hangs int // alternates upload hangs before and after storing
 }
