@@ -120,7 +120,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.Float64Var(&f.PackageFailRate, "fault-package-fail-rate", 0, "share of closed batch sessions failing as a whole, none of their invoices processed")
 	fs.StringVar(&o.packageFailCodes, "fault-package-fail-codes", "405,420,430,435", "session statuses failed packages end with, comma separated (from 405, 415, 420, 430, 435, 500)")
 	fs.Float64Var(&f.BatchOpenFailRate, "fault-batch-open-fail-rate", 0, "share of batch sessions failing with 415 right after opening, never processed even when closed")
-	fs.Float64Var(&f.CancelRate, "fault-cancel-rate", 0, "share of invoices (online and batch) that would be accepted but end with a --fault-cancel-codes status")
+	fs.Float64Var(&f.CancelRate, "fault-cancel-rate", 0, "share of invoices (online and batch) passing every check but the duplicate one that end with a --fault-cancel-codes status instead")
 	fs.StringVar(&o.cancelCodes, "fault-cancel-codes", "405,500,550", "invoice statuses cancelled invoices end with, comma separated (from 405, 500, 550)")
 	fs.Float64Var(&f.BatchStuckRate, "fault-batch-stuck-rate", 0, "share of closed batch sessions staying at 150, listing no invoices, for --fault-batch-stuck-for")
 	fs.DurationVar(&f.BatchStuckFor, "fault-batch-stuck-for", 0, "how long stuck batch sessions stay at 150 (default: --fault-stuck-for)")

@@ -150,7 +150,8 @@ type Faults struct {
 	// HTML 502 page, an HTML 503 page, an empty 503 and a JSON 500 Error.
 	ServerErrorRate float64
 	// AmbiguousRate is the share of ksefInvoiceSend and ksefSessionClose calls that take effect
-	// but are answered 5xx (an HTML 502 page or a JSON 500 Error).
+	// but are answered 5xx (an HTML 502 page or a JSON 500 Error). A retry of such a batch close
+	// fails: a batch session closed twice answers 400 1106.
 	AmbiguousRate float64
 	// StuckRate is the share of invoices that stay at 150 for StuckFor longer (default 1 h).
 	StuckRate float64
@@ -173,11 +174,11 @@ type Faults struct {
 	// status 415 (Błąd odszyfrowania dostarczonego klucza). Their parts are still taken and
 	// their close answers true, but the package is never processed.
 	BatchOpenFailRate float64
-	// CancelRate is the share of invoices, interactive and batch, that would be accepted but end
-	// with a status drawn from CancelCodes instead (default 405, 500 and 550, the statuses
-	// ksef.StatusCode.Retryable calls "send again"). A cancelled invoice gets no KSeF number, is
-	// not the original of a later 440 and is not counted in Stats.Sends, so the same invoice
-	// sent again can be accepted.
+	// CancelRate is the share of invoices, interactive and batch, that pass every check before
+	// the duplicate check but end with a status drawn from CancelCodes instead of 200 or 440
+	// (default 405, 500 and 550, the statuses ksef.StatusCode.Retryable calls "send again"). A
+	// cancelled invoice gets no KSeF number, is not the original of a later 440 and is not
+	// counted in Stats.Sends, so the same invoice sent again can be accepted.
 	CancelRate  float64
 	CancelCodes []int
 	// BatchStuckRate is the share of closed batch sessions that stay at 150, listing no
