@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -541,4 +542,42 @@ func numberOf(t testing.TB, xml []byte) string {
 		t.Fatal("no P_2")
 	}
 	return string(xml[i+len("<P_2>") : j])
+}
+
+// A stuck batch stays stuck across a restart, and a cancelled invoice stays no original for the
+// duplicate check.
+func TestFaultOutcomesSurviveRestart(t *testing.T) {
+	dataDir := t.TempDir()
+	v := newEnv(t, func(c *Config) {
+		c.DataDir, c.PrivateKey = dataDir, nil
+		c.Faults = Faults{BatchStuckRate: 1, BatchStuckFor: time.Hour, CancelRate: 1, CancelCodes: []int{550}}
+	})
+	xml := withNumber(t, readSample(t, "valid", sample), "R/1/2026")
+	id := v.sendPackage(v.ksefClient(), map[string][]byte{"invoice-001.xml": xml})
+	v.settle()
+	v.srv.Close()
+	if err := v.e.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := v.e.cfg
+	cfg.PrivateKey, cfg.TempDir, cfg.Logger, cfg.Faults = nil, t.TempDir(), nil, Faults{}
+	e2, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e2.Close() })
+	srv := httptest.NewServer(e2.Handler())
+	t.Cleanup(srv.Close)
+	v2 := &env{t: t, e: e2, srv: srv, clock: v.clock}
+	c := v2.ksefClient()
+	wantSession(t, c, id, sessionProcessing, 0)
+	v2.clock.Advance(time.Hour)
+	wantSession(t, c, id, sessionNoValid, 1)
+	s := v2.open(tokA)
+	inv := s.send(xml)
+	v2.settle()
+	if st := s.status(inv); st.Status.Code != 200 {
+		t.Fatalf("resubmitted after a restart: %d %s", st.Status.Code, derefS(st.Status.Details))
+	}
 }
