@@ -91,6 +91,8 @@ type State struct {
 	Packer string `json:"packer,omitempty"`
 	// Attempt counts sends (online attempts and packages) of this submission.
 	Attempt int `json:"attempt"`
+	// Requeues counts the packages KSeF failed as a whole with the invoice in them.
+	Requeues int `json:"requeues,omitempty"`
 	// Offline: the invoice was issued in an offline mode (sent with offlineMode).
 	Offline bool `json:"offline,omitempty"`
 	// Visualize carries the submission's request for a PDF, for events published later.
@@ -350,4 +352,13 @@ func (s *Store) Fail(ctx context.Context, snap *Snapshot, reason string) error {
 	next := snap.current()
 	next.Status, next.Packer, next.Reason = Failed, "", reason
 	return s.write(ctx, snap, next)
+}
+
+// State reads an invoice's record for a reader that writes nothing (nil: none).
+func (s *Store) State(ctx context.Context, key string) (*State, error) {
+	snap, err := s.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return snap.State, nil
 }

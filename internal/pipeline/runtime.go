@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/downloader"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/invoicestate"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/poller"
@@ -54,7 +55,7 @@ type Runtime struct {
 	Layout    storage.Layout
 	Clients   *ksefconn.Clients
 	Validator *fa3.Validator
-	States    *sender.States
+	States    *invoicestate.Store
 	Marks     *natsx.CAS
 	// Sessions is the ledger of open KSeF sessions, shared by the sender's replicas.
 	Sessions *natsx.CAS
@@ -102,7 +103,7 @@ func OpenWithTelemetry(ctx context.Context, s Settings, log zerolog.Logger, tel 
 	if err != nil {
 		return fail(err)
 	}
-	r.States = sender.NewStates(natsx.NewCAS(stateKV))
+	r.States = invoicestate.NewStore(natsx.NewCAS(stateKV), nil)
 	// Limiter windows reach back an hour; a key idle for two is worthless.
 	limitsKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "LIMITS"), 2*time.Hour)
 	if err != nil {
@@ -253,7 +254,8 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 				jobs = append(jobs, job{cfg: cfg, handler: s.HandleBatch, closeFn: s.CloseBatch})
 			}
 		case Poller:
-			p := poller.New(poller.Config{Layout: r.Layout}, r.clientFor, r.Store, r.States, r.pub)
+			p := poller.New(poller.Config{Layout: r.Layout, Deadline: r.Settings.OutcomeDeadline, Requeue: sender.QueueItem},
+				r.clientFor, r.Store, r.States, r.pub)
 			jobs = append(jobs, job{cfg: r.workerConfig(Poller, 32, subj.InvoiceSent(), subj.SessionClosed()), handler: p.Handle})
 		case Downloader:
 			dcfg := r.Settings.Downloader.Config
