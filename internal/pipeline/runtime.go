@@ -250,7 +250,7 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 				// The batch assembler holds the queue messages of the invoices in its packages
 				// until each package is sent, without a handler each: up to two packages at once.
 				cfg := r.workerConfig(SenderBatch, 16, subj.BatchQueuedAll())
-				cfg.MaxAckPending = batch.MaxHeld()
+				cfg.MaxAckPending = batch.MaxAckPending()
 				jobs = append(jobs, job{cfg: cfg, handler: s.HandleBatch, closeFn: s.CloseBatch})
 			}
 		case Poller:
