@@ -2,7 +2,10 @@ package pipeline_test
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -201,5 +204,70 @@ func TestE2EBatchObjectReplacedAfterValidation(t *testing.T) {
 	st, err := p.rt.States.State(t.Context(), invoicestate.Key(seller, victim.id))
 	if err != nil || st == nil || st.Status != invoicestate.Failed {
 		t.Errorf("state of the replaced invoice: %+v (%v), want failed", st, err)
+	}
+}
+
+// openRecorder forwards KSeF requests and keeps the bodies of batch session opens.
+type openRecorder struct {
+	mu    sync.Mutex
+	opens []string
+}
+
+func (o *openRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodPost && req.URL.Path == "/v2/sessions/batch" && req.GetBody != nil {
+		if body, err := req.GetBody(); err == nil {
+			b, _ := io.ReadAll(body)
+			o.mu.Lock()
+			o.opens = append(o.opens, string(b))
+			o.mu.Unlock()
+		}
+	}
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestE2EOfflineInvoicesInOfflineBatchSessions: the seed's interactive send has no offline mode,
+// so invoices submitted with offline go in batch sessions opened with offline: true, apart from
+// the others (which go online here), and are accepted.
+func TestE2EOfflineInvoicesInOfflineBatchSessions(t *testing.T) {
+	rec := &openRecorder{}
+	p := start(t, options{
+		settings: func(s *pipeline.Settings) {
+			s.Batch.Linger = 300 * time.Millisecond
+			s.VisualizeAccepted = false
+		},
+		ksefOptions: []ksef.Option{ksef.WithHTTPClient(&http.Client{Transport: rec, Timeout: 30 * time.Second})},
+	})
+	p.run(p.rt, pipeline.Sender, pipeline.Poller)
+	seller := demo.Sellers[0]
+	var subs []*submission
+	var ids []string
+	offline := map[string]bool{}
+	for n := 1; n <= 6; n++ {
+		s := p.newSubmission(fmt.Sprintf("OFF-%d", n), seller, n, viaInline, time.Now())
+		s.ev.Visualize = false
+		s.ev.Offline = n%2 == 0
+		offline[s.id] = s.ev.Offline
+		p.publish(s.ev)
+		subs = append(subs, s)
+		ids = append(ids, s.id)
+	}
+	evs := p.await(2*time.Minute, "a terminal event for every invoice", terminal(ids))
+	if err := p.judge(subs, evs).Err(invariant.Want{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range eventsOf[*events.InvoiceSent](evs) {
+		if want := map[bool]string{true: events.ModeBatch, false: events.ModeOnline}[offline[ev.InvoiceID]]; ev.Mode != want {
+			t.Errorf("%s (offline %v) sent in mode %s, want %s", ev.InvoiceID, offline[ev.InvoiceID], ev.Mode, want)
+		}
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.opens) == 0 {
+		t.Fatal("no batch session was opened")
+	}
+	for _, body := range rec.opens {
+		if !strings.Contains(body, `"offline":true`) {
+			t.Errorf("a batch session of offline invoices was opened without offline: true: %s", body)
+		}
 	}
 }

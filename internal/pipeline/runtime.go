@@ -250,13 +250,19 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 				// The batch assembler holds the queue messages of the invoices in its packages
 				// until each package is sent, without a handler each: up to two packages at once.
 				cfg := r.workerConfig(SenderBatch, 16, subj.BatchQueuedAll())
-				cfg.MaxAckPending = batch.MaxHeld()
+				cfg.MaxAckPending = batch.MaxAckPending()
 				jobs = append(jobs, job{cfg: cfg, handler: s.HandleBatch, closeFn: s.CloseBatch})
 			}
 		case Poller:
 			p := poller.New(poller.Config{Layout: r.Layout, Deadline: r.Settings.OutcomeDeadline, Requeue: sender.QueueItem},
 				r.clientFor, r.Store, r.States, r.pub)
-			jobs = append(jobs, job{cfg: r.workerConfig(Poller, 32, subj.InvoiceSent(), subj.SessionClosed()), handler: p.Handle})
+			cfg := r.workerConfig(Poller, 32, subj.InvoiceSent(), subj.SessionClosed())
+			// Every invoice KSeF is still processing holds a snoozed message, and snoozed messages
+			// count toward MaxAckPending: room for ten full batch packages stuck in processing
+			// before other contexts' invoices wait (nats-server#6093). A package failed as a whole
+			// is resolved at once (its invoices are put back), so it holds none for long.
+			cfg.MaxAckPending = 100_000
+			jobs = append(jobs, job{cfg: cfg, handler: p.Handle})
 		case Downloader:
 			dcfg := r.Settings.Downloader.Config
 			dcfg.Layout = r.Layout

@@ -499,6 +499,7 @@ func (p *Poller) batchStatus(ctx context.Context, client *ksef.Client, ev *event
 	if l == nil {
 		l = &sessionList{}
 		p.lists[ev.SessionID] = l
+		p.evictLists()
 	}
 	p.mu.Unlock()
 	l.mu.Lock()
@@ -549,6 +550,23 @@ func (p *Poller) batchStatus(ctx context.Context, client *ksef.Client, ev *event
 		}
 	}
 	return answer()
+}
+
+// evictLists forgets session lists not fetched for a while (their invoices have their outcomes,
+// or will fetch the list anew); p.mu is held.
+func (p *Poller) evictLists() {
+	if len(p.lists) < 64 {
+		return
+	}
+	now := p.cfg.Now()
+	for id, l := range p.lists {
+		if l.mu.TryLock() {
+			if !l.fetched.IsZero() && now.Sub(l.fetched) > 10*p.cfg.BatchListTTL {
+				delete(p.lists, id)
+			}
+			l.mu.Unlock()
+		}
+	}
 }
 
 // SessionClosed fetches and stores the UPO of a closed session.

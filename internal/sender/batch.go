@@ -104,6 +104,12 @@ func (c BatchConfig) withDefaults() BatchConfig {
 // while the next one fills. The batch worker's MaxAckPending must allow it.
 func (c BatchConfig) MaxHeld() int { return 2*c.withDefaults().MaxInvoices + 100 }
 
+// MaxAckPending is what the batch worker's consumer needs: the messages held (MaxHeld) and room
+// for the items of ten packages being reconciled (a close whose answer was lost, a package KSeF
+// is still processing): their snoozed messages count toward MaxAckPending too, and must not keep
+// other contexts' invoices out.
+func (c BatchConfig) MaxAckPending() int { return c.MaxHeld() + 10*c.withDefaults().MaxInvoices }
+
 // stateWrites bounds the state writes and publishes of one package done at once.
 const stateWrites = 16
 
@@ -153,7 +159,7 @@ func (s *Sender) HandleBatch(ctx context.Context, m *worker.Message) error {
 	if s.batch == nil {
 		return worker.Snooze(time.Minute) // batches are off here; another replica may take it
 	}
-	return s.batch.handle(ctx, q, m.Hold)
+	return s.batch.handle(ctx, q, m.Hold, m.Deliveries)
 }
 
 // CloseBatch gives up the packages not yet sent (their messages are retried) and waits for
@@ -210,7 +216,7 @@ func newBatcher(s *Sender, cfg BatchConfig, log zerolog.Logger) *batcher {
 
 // handle takes one queue item: into a package when the invoice is waiting for one, else it
 // finishes what an earlier package left (the invoice found sent, or not, in its session).
-func (b *batcher) handle(ctx context.Context, q *events.BatchQueued, hold func() func(error)) error {
+func (b *batcher) handle(ctx context.Context, q *events.BatchQueued, hold func() func(error), deliveries int) error {
 	s := b.s
 	key := invoicestate.Key(q.ContextNIP, q.InvoiceID)
 	snap, err := s.states.Get(ctx, key)
@@ -259,7 +265,12 @@ func (b *batcher) handle(ctx context.Context, q *events.BatchQueued, hold func()
 			}
 			return s.publishSent(ctx, submittedOf(q), snap.State)
 		case verdictProcessing:
-			return worker.Snooze(5 * time.Second)
+			if b.cfg.Deadline > 0 && !st.SubmittedAt.IsZero() && now.Sub(st.SubmittedAt) > b.cfg.Deadline {
+				return b.fail(ctx, snap, fmt.Sprintf("batch session %s was still processing its package %v after the invoice's submission", st.SessionID, b.cfg.Deadline))
+			}
+			// Asked again sooner at first: a package is usually processed in seconds, but
+			// may take hours.
+			return worker.Snooze(min(time.Duration(deliveries)*b.cfg.ReconcileAfter, time.Minute))
 		case verdictOpen:
 			// Never closed as far as KSeF says: its assembler may still be uploading or closing
 			// until its lease and a request's time have passed; after that, nothing will close it.
@@ -288,7 +299,7 @@ func (b *batcher) fail(ctx context.Context, snap *invoicestate.Snapshot, reason 
 	if err := b.s.states.Fail(ctx, snap, reason); err != nil {
 		return lookAgain(err)
 	}
-	return worker.DeadLetter(events.KindDeadline, fmt.Errorf("%s; the invoice was not sent: check it with `ksefctl status` and submit it again", reason))
+	return worker.DeadLetter(events.KindDeadline, fmt.Errorf("%s; check it with `ksefctl status` (KSeF may have it if a package with it was closed) before submitting it again", reason))
 }
 
 // batchKey is the package a queued invoice goes into: its context's, apart for offline invoices
