@@ -34,6 +34,23 @@ func batchSettings(s *pipeline.Settings) {
 	s.VisualizeAccepted = false
 }
 
+// submitMany publishes n demo invoices of seller (ids prefix-001...), without PDFs, and returns
+// them with their ids.
+func (p *pipe) submitMany(prefix, seller string, n int) ([]*submission, []string) {
+	p.t.Helper()
+	issued := time.Now()
+	subs := make([]*submission, 0, n)
+	ids := make([]string, 0, n)
+	for i := 1; i <= n; i++ {
+		s := p.newSubmission(fmt.Sprintf("%s-%03d", prefix, i), seller, i, viaInline, issued)
+		s.ev.Visualize = false
+		p.publish(s.ev)
+		subs = append(subs, s)
+		ids = append(ids, s.id)
+	}
+	return subs, ids
+}
+
 // judge applies the invariant checker to a run of subs.
 func (p *pipe) judge(subs []*submission, evs []natsx.Delivered) invariant.Report {
 	p.t.Helper()
@@ -88,17 +105,8 @@ func TestE2EBatchAmbiguousCloses(t *testing.T) {
 		settings: batchSettings,
 	})
 	p.run(p.rt, pipeline.Sender, pipeline.Poller)
-	seller := demo.Sellers[0]
 	begin := time.Now()
-	subs := make([]*submission, 0, total)
-	ids := make([]string, 0, total)
-	for n := 1; n <= total; n++ {
-		s := p.newSubmission(fmt.Sprintf("AMB-%03d", n), seller, n, viaInline, begin)
-		s.ev.Visualize = false
-		p.publish(s.ev)
-		subs = append(subs, s)
-		ids = append(ids, s.id)
-	}
+	subs, ids := p.submitMany("AMB", demo.Sellers[0], total)
 	evs := p.await(6*time.Minute, "a terminal event for every invoice", terminal(ids))
 	r := p.judge(subs, evs)
 	t.Logf("%s in %v; %d batch sessions opened, %d closes answered 5xx, %d ambiguous",
@@ -285,17 +293,8 @@ func TestE2EBatchPackagesFailingAsAWhole(t *testing.T) {
 		settings: batchSettings,
 	})
 	p.run(p.rt, pipeline.Sender, pipeline.Poller)
-	seller := demo.Sellers[0]
 	begin := time.Now()
-	subs := make([]*submission, 0, total)
-	ids := make([]string, 0, total)
-	for n := 1; n <= total; n++ {
-		s := p.newSubmission(fmt.Sprintf("PKG-%03d", n), seller, n, viaInline, begin)
-		s.ev.Visualize = false
-		p.publish(s.ev)
-		subs = append(subs, s)
-		ids = append(ids, s.id)
-	}
+	subs, ids := p.submitMany("PKG", demo.Sellers[0], total)
 	evs := p.await(6*time.Minute, "a terminal event for every invoice", terminal(ids))
 	r := p.judge(subs, evs)
 	requeued := map[string]bool{}
@@ -331,17 +330,7 @@ func TestE2ECancelledInvoicesResubmitted(t *testing.T) {
 		settings: func(s *pipeline.Settings) { s.VisualizeAccepted = false },
 	})
 	p.run(p.rt, pipeline.Sender, pipeline.Poller)
-	seller := demo.Sellers[1]
-	begin := time.Now()
-	subs := make([]*submission, 0, total)
-	ids := make([]string, 0, total)
-	for n := 1; n <= total; n++ {
-		s := p.newSubmission(fmt.Sprintf("CAN-%03d", n), seller, n, viaInline, begin)
-		s.ev.Visualize = false
-		p.publish(s.ev)
-		subs = append(subs, s)
-		ids = append(ids, s.id)
-	}
+	subs, ids := p.submitMany("CAN", demo.Sellers[1], total)
 	evs := p.await(3*time.Minute, "a terminal event for every invoice", terminal(ids))
 	r := p.judge(subs, evs)
 	resubmitted := 0
