@@ -452,7 +452,12 @@ func batchScenarios() []scenario {
 						c.killAndRestart(pipeline.Sender, 200*time.Millisecond)
 					}
 				})
-				return func() string { return fmt.Sprintf("%d SIGKILLs of the sender %s", c.kills(pipeline.Sender), what) }
+				return func() string {
+					if c.kills(pipeline.Sender) == 0 {
+						t.Errorf("the sender was never killed %s: the row tested nothing", what)
+					}
+					return fmt.Sprintf("%d SIGKILLs of the sender %s", c.kills(pipeline.Sender), what)
+				}
 			},
 		})
 	}
@@ -461,7 +466,7 @@ func batchScenarios() []scenario {
 			// KSeF closed the session (its package will be processed); the sender has not
 			// recorded it.
 			return resp != nil && resp.StatusCode == http.StatusOK && isPath(r, http.MethodPost, "/v2/sessions/*/close") &&
-				strings.HasPrefix(strings.Split(strings.Trim(r.URL.Path, "/"), "/")[2], "SB")
+				strings.Contains(strings.Split(strings.Trim(r.URL.Path, "/"), "/")[2], "-SB-") // a batch session's id
 		}, "after a batch close"),
 		killAt("SIGKILL sender during a part upload", 12, func(r *http.Request, resp *http.Response) bool {
 			return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/upload/")
