@@ -15,20 +15,45 @@ var kvBuckets = []struct {
 	ttl  time.Duration
 }{{"STATE", 90 * 24 * time.Hour}, {"LIMITS", 2 * time.Hour}, {"MARKS", 0}, {"SESSIONS", 24 * time.Hour}}
 
-// consumerConfigs are the durable consumers Run creates (the sender's batch assembler's unless
-// batch is off), for provisioning them ahead.
-func (r *Runtime) consumerConfigs() []worker.Config {
+// consumerConfig is the named worker's consumer and run settings, for Run and for provisioning
+// the consumer ahead (one description, so that natsx.BindOnly finds what it expects).
+func (r *Runtime) consumerConfig(name string) worker.Config {
 	subj := r.Settings.NATS.Subjects()
-	out := []worker.Config{
-		r.workerConfig(Sender, 256, subj.InvoiceSubmitted()),
-		r.workerConfig(Poller, 32, subj.InvoiceSent(), subj.SessionClosed()),
-		r.workerConfig(Downloader, max(r.Settings.Downloader.Concurrency, 1), subj.QueryRequested()),
-		r.workerConfig(Visualizer, 4, subj.InvoiceAccepted(), subj.InvoiceDownloaded(), subj.InvoiceVisualize()),
-	}
-	if !r.Settings.Batch.Disabled {
+	switch name {
+	case Sender:
+		return r.workerConfig(Sender, 256, subj.InvoiceSubmitted())
+	case SenderBatch:
+		// The batch assembler holds the queue messages of the invoices in its packages until
+		// each package is sent, without a handler each: up to two packages at once.
 		cfg := r.workerConfig(SenderBatch, 16, subj.BatchQueuedAll())
-		cfg.MaxAckPending = r.Settings.Batch.MaxHeld()
-		out = append(out, cfg)
+		cfg.MaxAckPending = r.Settings.Batch.MaxAckPending()
+		return cfg
+	case Poller:
+		cfg := r.workerConfig(Poller, 32, subj.InvoiceSent(), subj.SessionClosed())
+		// Every invoice KSeF is still processing holds a snoozed message, and snoozed messages
+		// count toward MaxAckPending: room for ten full batch packages stuck in processing
+		// before other contexts' invoices wait (nats-server#6093). A package failed as a whole
+		// is resolved at once (its invoices are put back), so it holds none for long.
+		cfg.MaxAckPending = 100_000
+		return cfg
+	case Downloader:
+		return r.workerConfig(Downloader, max(r.Settings.Downloader.Concurrency, 1), subj.QueryRequested())
+	case Visualizer:
+		return r.workerConfig(Visualizer, 4, subj.InvoiceAccepted(), subj.InvoiceDownloaded(), subj.InvoiceVisualize())
+	}
+	panic("pipeline: no consumer for worker " + name)
+}
+
+// consumerConfigs are the durable consumers Run creates (the sender's batch assembler's unless
+// batch is off).
+func (r *Runtime) consumerConfigs() []worker.Config {
+	names := append(Workers(), SenderBatch)
+	if r.Settings.Batch.Disabled {
+		names = Workers()
+	}
+	out := make([]worker.Config, len(names))
+	for i, n := range names {
+		out[i] = r.consumerConfig(n)
 	}
 	return out
 }

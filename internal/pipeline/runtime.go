@@ -236,7 +236,6 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 	ctx = r.Log.WithContext(ctx)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	subj := r.Settings.NATS.Subjects()
 	type job struct {
 		cfg        worker.Config
 		handler    worker.Handler
@@ -254,24 +253,14 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 				Batch: batch, Log: r.Log.With().Str("worker", Sender).Logger(),
 				SendLease: r.sendLease()},
 				r.clientFor, r.States, r.Store, r.Validator, r.pub)
-			jobs = append(jobs, job{r.workerConfig(Sender, 256, subj.InvoiceSubmitted()), s.Handle, s.Close, s.RunIdleCloser})
+			jobs = append(jobs, job{r.consumerConfig(Sender), s.Handle, s.Close, s.RunIdleCloser})
 			if !batch.Disabled {
-				// The batch assembler holds the queue messages of the invoices in its packages
-				// until each package is sent, without a handler each: up to two packages at once.
-				cfg := r.workerConfig(SenderBatch, 16, subj.BatchQueuedAll())
-				cfg.MaxAckPending = batch.MaxAckPending()
-				jobs = append(jobs, job{cfg: cfg, handler: s.HandleBatch, closeFn: s.CloseBatch})
+				jobs = append(jobs, job{cfg: r.consumerConfig(SenderBatch), handler: s.HandleBatch, closeFn: s.CloseBatch})
 			}
 		case Poller:
 			p := poller.New(poller.Config{Layout: r.Layout, Deadline: r.Settings.OutcomeDeadline, Requeue: sender.QueueItem},
 				r.clientFor, r.Store, r.States, r.pub)
-			cfg := r.workerConfig(Poller, 32, subj.InvoiceSent(), subj.SessionClosed())
-			// Every invoice KSeF is still processing holds a snoozed message, and snoozed messages
-			// count toward MaxAckPending: room for ten full batch packages stuck in processing
-			// before other contexts' invoices wait (nats-server#6093). A package failed as a whole
-			// is resolved at once (its invoices are put back), so it holds none for long.
-			cfg.MaxAckPending = 100_000
-			jobs = append(jobs, job{cfg: cfg, handler: p.Handle})
+			jobs = append(jobs, job{cfg: r.consumerConfig(Poller), handler: p.Handle})
 		case Downloader:
 			dcfg := r.Settings.Downloader.Config
 			dcfg.Layout = r.Layout
@@ -282,8 +271,7 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 			if err != nil {
 				return err
 			}
-			cfg := r.workerConfig(Downloader, max(r.Settings.Downloader.Concurrency, 1), subj.QueryRequested())
-			jobs = append(jobs, job{cfg: cfg, handler: d.Handler()})
+			jobs = append(jobs, job{cfg: r.consumerConfig(Downloader), handler: d.Handler()})
 		case Visualizer:
 			renderer, err := r.renderer()
 			if err != nil {
@@ -292,7 +280,7 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 			v := visualizer.New(visualizer.Config{Accepted: r.Settings.VisualizeAccepted, Downloaded: r.Settings.VisualizeDownloaded,
 				Format: r.Settings.VisualizeFormat, Language: r.Settings.VisualizeLanguage, Environment: r.Settings.QREnvironment,
 				Layout: r.Layout}, renderer, r.Store, r.pub)
-			jobs = append(jobs, job{cfg: r.workerConfig(Visualizer, 4, subj.InvoiceAccepted(), subj.InvoiceDownloaded(), subj.InvoiceVisualize()), handler: v.Handle})
+			jobs = append(jobs, job{cfg: r.consumerConfig(Visualizer), handler: v.Handle})
 		default:
 			return fmt.Errorf("unknown worker %q (want one of %v)", name, Workers())
 		}
