@@ -63,7 +63,9 @@ type Case struct {
 	Prior []byte
 	// Batch: send it in a batch session (invoices with attachments); else online.
 	Batch bool
-	Env   string
+	// Attachments: the invoice has attachments (Zalacznik), which KSeF takes only in batches.
+	Attachments bool
+	Env         string
 	// Status is what KSeF answers: Accepted or the status code of the refusal.
 	Status int
 	// Local: a client can decide the case before sending (XML rules, schema, size, date, NIPs).
@@ -169,7 +171,7 @@ func (b *builder) sample(s Sample) error {
 	x := s.XML
 	attach := hasElement(x, "Zalacznik")
 	c := func(rule string, xml []byte, status int) Case {
-		return Case{Rule: rule, XML: xml, Seller: seller, Batch: attach, Status: status, Local: true}
+		return Case{Rule: rule, XML: xml, Seller: seller, Batch: attach, Attachments: attach, Status: status, Local: true}
 	}
 	b.add(c(RuleAsPublished, x, Accepted), s, "unchanged")
 
@@ -263,7 +265,8 @@ func (b *builder) sample(s Sample) error {
 	// Arithmetic KSeF does not check: accepted, the sender warns.
 	if _, ok := text(x, "P_15"); ok {
 		w := c(RuleNotKSeF, setText(x, "P_15", "999999.99"), Accepted)
-		w.Warns = true
+		// Only invoices with per-rate totals have totals to add up.
+		w.Warns = regexp.MustCompile(`<(?:[\w.-]+:)?P_13_\d`).Match(x)
 		b.add(w, s, "totals-do-not-add-up")
 	}
 	if lines := elements(x, "NrWierszaFa"); lines >= 2 {

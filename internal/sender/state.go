@@ -44,6 +44,9 @@ type State struct {
 	// can announce the send again without the submitted source.
 	XML           *events.ObjectRef `json:"xml,omitempty"`
 	InvoiceNumber string            `json:"invoiceNumber,omitempty"`
+	// Warnings are what the checks KSeF does not make found, announced on invoice.sent by
+	// whichever path sends it (online or batch).
+	Warnings []string `json:"warnings,omitempty"`
 	// Packer is the batch assembler that took the invoice into a package (StatusBatchQueued);
 	// another leaves it alone until UpdatedAt + BatchConfig.Lease.
 	Packer    string    `json:"packer,omitempty"`
