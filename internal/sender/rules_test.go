@@ -247,3 +247,73 @@ func TestBlockOnWarnings(t *testing.T) {
 		})
 	}
 }
+
+// TestOfflineInvoices: an invoice issued offline goes to a batch package (the seed's API can say
+// "offline" only when opening a batch session), its state saying so for the assembler; with
+// batch sessions off it is rejected with the reason.
+func TestOfflineInvoices(t *testing.T) {
+	y, m, d := time.Now().In(fa3.Warsaw).Date()
+	day := time.Date(y, m, d, 12, 0, 0, 0, fa3.Warsaw)
+	samples, err := rulecorpus.Load(filepath.Join(testenv.SharedDir(t), "ksef", "samples", "valid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases, err := rulecorpus.Build(samples, day)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c *rulecorpus.Case
+	for i := range cases {
+		if cases[i].Rule == rulecorpus.RuleAsPublished && !cases[i].Attachments {
+			c = &cases[i]
+			break
+		}
+	}
+	if c == nil {
+		t.Fatal("no sample without attachments")
+	}
+	env := newRulesEnv(t, []string{c.Seller})
+	for _, tc := range []struct {
+		name    string
+		offline bool
+		batch   bool
+	}{
+		{"online invoice", false, true},
+		{"offline invoice", true, true},
+		{"offline invoice, batch off", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := env.sender(t, day, func(cfg *sender.Config) { cfg.Batch.Disabled = !tc.batch })
+			id := "offline-" + strings.ReplaceAll(tc.name, " ", "-")
+			ev := &events.InvoiceSubmitted{InlineXML: c.XML, Offline: tc.offline}
+			ev.InvoiceID, ev.ContextNIP, ev.OccurredAt = id, c.Seller, events.At(day)
+			if err := s.Submit(context.Background(), ev); err != nil {
+				t.Fatal(err)
+			}
+			got := env.rec.of(id)
+			if len(got) != 1 {
+				t.Fatalf("%d events", len(got))
+			}
+			st, _, err := env.states.Get(context.Background(), sender.StateKey(c.Seller, id))
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch ev := got[0].(type) {
+			case *events.InvoiceSent:
+				if tc.offline {
+					t.Fatalf("offline invoice sent %s", ev.Mode)
+				}
+			case *events.BatchQueued:
+				if !tc.offline || !tc.batch || st == nil || !st.Offline || st.Status != sender.StatusBatchQueued {
+					t.Fatalf("queued for a batch, state %+v", st)
+				}
+			case *events.InvoiceRejected:
+				if !tc.offline || tc.batch || !strings.Contains(ev.Description, "batch session") {
+					t.Fatalf("rejected: %+v", ev)
+				}
+			default:
+				t.Fatalf("published %T", ev)
+			}
+		})
+	}
+}

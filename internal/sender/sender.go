@@ -218,13 +218,18 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 		attempt = st.Attempt + 1
 	}
 	base := State{Status: StatusQueued, SourceDigest: digest, Resubmission: ev.Resubmission, InvoiceHash: hash,
-		Attempt: attempt, XML: ref, InvoiceNumber: inv.InvoiceNumber(), Warnings: warnings}
-	if inv.Zalacznik != nil {
-		// KSeF takes invoices with attachments only in batch sessions.
-		if s.batch == nil {
+		Attempt: attempt, XML: ref, InvoiceNumber: inv.InvoiceNumber(), Warnings: warnings, Offline: ev.Offline}
+	if inv.Zalacznik != nil || ev.Offline {
+		// KSeF takes invoices with attachments only in batch sessions, and the seed's API can
+		// say "issued offline" only when opening a batch session.
+		switch {
+		case s.batch == nil && inv.Zalacznik != nil:
 			return s.reject(ctx, ev, key, digest, st, rev, &events.InvoiceRejected{Code: int(ksef.StatusAttachment),
 				Description: ksef.StatusAttachment.Description(), Stage: events.StageValidate,
 				Details: []string{"KSeF takes invoices with attachments only in batch sessions, and batch sessions are off (KSEF_BATCH=false)"}})
+		case s.batch == nil:
+			return s.reject(ctx, ev, key, digest, st, rev, rejectInput("an offline invoice can be declared offline to KSeF only in a batch session, and batch sessions are off (KSEF_BATCH=false)",
+				"the seed's interactive session has no offline flag: sent online, KSeF would record the invoice as issued online"))
 		}
 		if base.XML, err = stored.wait(); err != nil {
 			return err

@@ -47,6 +47,9 @@ type State struct {
 	// Warnings are what the checks KSeF does not make found, announced on invoice.sent by
 	// whichever path sends it (online or batch).
 	Warnings []string `json:"warnings,omitempty"`
+	// Offline: the ERP issued the invoice in an offline mode (invoice.submitted's offline); it
+	// goes to KSeF in a batch package, the only session the seed's API can open as offline.
+	Offline bool `json:"offline,omitempty"`
 	// Packer is the batch assembler that took the invoice into a package (StatusBatchQueued);
 	// another leaves it alone until UpdatedAt + BatchConfig.Lease.
 	Packer    string    `json:"packer,omitempty"`
