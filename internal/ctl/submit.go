@@ -35,10 +35,10 @@ The invoice id (the ERP's own, used by "ksefctl status") is the file name withou
 or with --id-from number the invoice number (P_2). The KSeF context is the seller's NIP, or --nip.
 
 --offline marks the invoices as issued in an offline mode (invoice.submitted's offline). The
-sender sends them in batch packages, the only sessions the seed's API can open as offline (the
-batch assembler does not pass the flag on yet), and rejects them when batch sessions are off
-(KSEF_BATCH=false). Their PDFs carry KOD I, the
-verification QR code, like every rendering: labelled with the KSeF number once KSeF has it.
+sender sends them in batch sessions opened with offline: true (the only sessions the seed's API
+can open as offline), and rejects them when batch sessions are off (KSEF_BATCH=false). Their
+PDFs carry KOD I, the verification QR code, like every rendering: labelled with the KSeF number
+once KSeF has it.
 
 --wait follows every invoice to invoice.accepted or invoice.rejected (a progress bar on a
 terminal, plain lines otherwise) and prints a summary. Exit code: 0 all accepted, 1 any rejected

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/invoicestate"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/rulecorpus"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/sender"
@@ -23,15 +24,15 @@ import (
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 )
 
-// recorder publishes through the real publisher and keeps, per invoice id, the events the
+// idRecorder publishes through the real publisher and keeps, per invoice id, the events the
 // sender published.
-type recorder struct {
+type idRecorder struct {
 	pub *natsx.Publisher
 	mu  sync.Mutex
 	by  map[string][]events.Event
 }
 
-func (r *recorder) Publish(ctx context.Context, ev events.Event, hdr nats.Header) error {
+func (r *idRecorder) Publish(ctx context.Context, ev events.Event, hdr nats.Header) error {
 	r.mu.Lock()
 	id := ev.Common().InvoiceID
 	r.by[id] = append(r.by[id], ev)
@@ -39,7 +40,7 @@ func (r *recorder) Publish(ctx context.Context, ev events.Event, hdr nats.Header
 	return r.pub.Publish(ctx, ev, hdr)
 }
 
-func (r *recorder) of(id string) []events.Event {
+func (r *idRecorder) of(id string) []events.Event {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.by[id]
@@ -48,8 +49,8 @@ func (r *recorder) of(id string) []events.Event {
 // rulesEnv is a sender over an in-process JetStream, local storage and an emulator holding a
 // token for each seller.
 type rulesEnv struct {
-	rec      *recorder
-	states   *sender.States
+	rec      *idRecorder
+	states   *invoicestate.Store
 	store    storage.Store
 	buckets  storage.Buckets
 	clients  func(context.Context, string) (*ksef.Client, error)
@@ -94,8 +95,8 @@ func newRulesEnv(t *testing.T, sellers []string) *rulesEnv {
 		t.Fatal(err)
 	}
 	return &rulesEnv{
-		rec:    &recorder{pub: natsx.NewPublisher(js, natsx.Config{}), by: map[string][]events.Event{}},
-		states: sender.NewStates(natsx.NewCAS(kv)), store: local, buckets: buckets, validate: validator,
+		rec:    &idRecorder{pub: natsx.NewPublisher(js, natsx.Config{}), by: map[string][]events.Event{}},
+		states: invoicestate.NewStore(natsx.NewCAS(kv), nil), store: local, buckets: buckets, validate: validator,
 		clients: func(_ context.Context, nip string) (*ksef.Client, error) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -294,7 +295,7 @@ func TestOfflineInvoices(t *testing.T) {
 			if len(got) != 1 {
 				t.Fatalf("%d events", len(got))
 			}
-			st, _, err := env.states.Get(context.Background(), sender.StateKey(c.Seller, id))
+			st, err := env.states.State(context.Background(), invoicestate.Key(c.Seller, id))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -304,7 +305,7 @@ func TestOfflineInvoices(t *testing.T) {
 					t.Fatalf("offline invoice sent %s", ev.Mode)
 				}
 			case *events.BatchQueued:
-				if !tc.offline || !tc.batch || st == nil || !st.Offline || st.Status != sender.StatusBatchQueued {
+				if !tc.offline || !tc.batch || st == nil || !st.Offline || st.Status != invoicestate.BatchQueued {
 					t.Fatalf("queued for a batch, state %+v", st)
 				}
 			case *events.InvoiceRejected:
