@@ -51,6 +51,9 @@ func checkDocumentRules(data []byte) *ValidationError {
 // processingInstruction returns the offset of the first "<?" at or after from that is not in a
 // comment or a CDATA section, or -1. The XML declaration ends before from.
 func processingInstruction(data []byte, from int) int {
+	if bytes.Index(data[from:], []byte("<?")) < 0 {
+		return -1 // the common case, found by one fast search
+	}
 	for i := from; i < len(data); {
 		j := bytes.IndexByte(data[i:], '<')
 		if j < 0 {
@@ -93,28 +96,29 @@ func Discouraged(r rune) bool {
 }
 
 // discouragedChar returns the offset of the first discouraged character, literal or as a
-// character reference (&#...;), and the character; -1 when there is none.
+// character reference (&#...;), and the character; -1 when there is none. Only DEL and the UTF-8
+// lead bytes C2 (U+0080-U+00BF), EF (U+F000-U+FFFF) and F0-F4 (planes 1-16) can start one, so
+// other bytes are stepped over without decoding.
 func discouragedChar(data []byte) (int, rune) {
-	for i := 0; i < len(data); {
+	for i := 0; i < len(data); i++ {
 		c := data[i]
 		switch {
-		case c == '&' && i+2 < len(data) && data[i+1] == '#':
+		case c == '&':
 			if r, n := charRef(data[i:]); n > 0 {
 				if Discouraged(r) {
 					return i, r
 				}
-				i += n
-				continue
+				i += n - 1
 			}
-			i++
 		case c < 0x7F:
-			i++
-		default:
+		case c == 0x7F:
+			return i, 0x7F
+		case c == 0xC2 || c == 0xEF || c >= 0xF0:
 			r, n := utf8.DecodeRune(data[i:])
 			if Discouraged(r) {
 				return i, r
 			}
-			i += n
+			i += n - 1
 		}
 	}
 	return -1, 0
@@ -123,7 +127,10 @@ func discouragedChar(data []byte) (int, rune) {
 // charRef decodes the character reference at the start of b ("&#123;" or "&#x7B;"); n is 0 when
 // b does not start with one.
 func charRef(b []byte) (rune, int) {
-	end := bytes.IndexByte(b, ';')
+	if len(b) < 4 || b[1] != '#' {
+		return 0, 0
+	}
+	end := bytes.IndexByte(b[:min(len(b), 13)], ';')
 	if end < 3 || end > 12 {
 		return 0, 0
 	}
