@@ -151,6 +151,9 @@ type builder struct {
 }
 
 func (b *builder) add(c Case, s Sample, what string) {
+	if bytes.Equal(c.XML, s.XML) && c.Status != Accepted && c.Rule != RuleAttachment && c.Rule != RuleSize {
+		return // the mutation does not apply to this invoice (no such element)
+	}
 	b.n++
 	c.Name = c.Rule + "/" + strings.TrimSuffix(s.Name, ".xml") + "/" + what
 	c.XML = setText(c.XML, "P_2", fmt.Sprintf("RC-%d", b.n))
