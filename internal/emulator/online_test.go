@@ -13,6 +13,7 @@ import (
 	"time"
 
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef/ksefapi"
 )
@@ -201,7 +202,11 @@ func TestEveryValidSampleIsAccepted(t *testing.T) {
 			v := newEnv(t, func(c *Config) { c.Tokens = map[string]string{"t-" + seller: seller} })
 			v.clock.Advance(corpusDay().Sub(v.clock.Now()))
 			r := newCorpusRun(v)
-			s := r.add(seller, xml, bytes.Contains(xml, []byte("<Zalacznik>")))
+			inv, err := fa3.Parse(xml)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := r.add(seller, xml, inv.Zalacznik != nil)
 			r.run()
 			if s.status.Code != 200 {
 				t.Fatalf("status %d %s", s.status.Code, derefS(s.status.Details))
