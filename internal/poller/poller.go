@@ -632,6 +632,10 @@ func (p *Poller) noUPO(ctx context.Context, client *ksef.Client, ev *events.Sess
 			Msg("KSeF accepted no invoice of the session: it has no UPO")
 		return nil
 	}
+	if at := ev.OccurredAt.Time; !at.IsZero() && p.cfg.Now().Sub(at) > p.cfg.Deadline {
+		return worker.DeadLetter(events.KindDeadline, fmt.Errorf("KSeF gave no UPO for session %s (status %d) within %v of its close; fetch it later with `ksefctl get --upo`",
+			ev.SessionID, info.Status.Code, p.cfg.Deadline))
+	}
 	return p.later(deliveries)
 }
 
