@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,6 +17,8 @@ import (
 // TestE2EEveryValidSampleAccepted submits every published valid sample through the whole
 // pipeline (each with an invoice number of its own, since some share seller, kind and number):
 // every one is accepted, whatever its arithmetic, those with attachments through a batch session.
+// So are the samples with totals made not to add up, with the same warnings on invoice.sent and
+// invoice.accepted.
 func TestE2EEveryValidSampleAccepted(t *testing.T) {
 	samples, err := rulecorpus.Load(filepath.Join(testenv.SharedDir(t), "ksef", "samples", "valid"))
 	if err != nil {
@@ -25,17 +28,24 @@ func TestE2EEveryValidSampleAccepted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var published []rulecorpus.Case
+	var published, warned []rulecorpus.Case
 	tokens := map[string]string{}
 	for _, c := range cases {
-		if c.Rule == rulecorpus.RuleAsPublished {
+		switch {
+		case c.Rule == rulecorpus.RuleAsPublished:
 			published = append(published, c)
-			tokens[c.Seller] = "token-" + c.Seller
+		case c.Warns:
+			warned = append(warned, c) // totals that don't add up: accepted, with warnings
+		default:
+			continue
 		}
+		tokens[c.Seller] = "token-" + c.Seller
 	}
 	if len(published) != len(samples) {
 		t.Fatalf("%d published cases of %d samples", len(published), len(samples))
 	}
+	nPublished := len(published)
+	published = append(published, warned...)
 	p := start(t, options{extraTokens: tokens})
 	p.run(p.rt)
 	var ids []string
@@ -51,11 +61,21 @@ func TestE2EEveryValidSampleAccepted(t *testing.T) {
 	evs := p.await(90*time.Second, "every published sample settled", settled(ids))
 	acc, rej := byInvoice[*events.InvoiceAccepted](evs), byInvoice[*events.InvoiceRejected](evs)
 	sent := byInvoice[*events.InvoiceSent](evs)
+	batchWarned := 0
 	for i, id := range ids {
 		a := acc[id]
 		if a == nil {
-			t.Errorf("%s (%s): not accepted: %+v", id, samples[i].Name, rej[id])
+			t.Errorf("%s (%s): not accepted: %+v", id, published[i].Name, rej[id])
 			continue
+		}
+		if i >= nPublished {
+			// Warnings ride on invoice.sent (online or batch) and are copied to invoice.accepted.
+			if sent[id] == nil || len(sent[id].Warnings) == 0 || !slices.Equal(a.Warnings, sent[id].Warnings) {
+				t.Errorf("%s: warnings sent %q, accepted %q", published[i].Name, sent[id].Warnings, a.Warnings)
+			}
+			if attachments[id] {
+				batchWarned++
+			}
 		}
 		if err := ksef.ValidateNumber(a.KsefNumber); err != nil {
 			t.Errorf("%s: KSeF number: %v", id, err)
@@ -64,4 +84,5 @@ func TestE2EEveryValidSampleAccepted(t *testing.T) {
 			t.Errorf("%s: sent %+v, want in %s mode", id, sent[id], want)
 		}
 	}
+	t.Logf("%d samples, %d with warnings (%d of them through a batch session)", nPublished, len(warned), batchWarned)
 }
