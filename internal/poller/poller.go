@@ -372,7 +372,7 @@ func (p *Poller) settle(ctx context.Context, client *ksef.Client, ev *events.Inv
 
 func (p *Poller) accept(ctx context.Context, ev *events.InvoiceSent, info *ksefapi.InvoiceInfo, duplicate bool) error {
 	out := &events.InvoiceAccepted{SessionID: ev.SessionID, InvoiceHash: ev.InvoiceHash, XML: ev.XML, DuplicateOfEarlierSend: duplicate,
-		Visualize: ev.Visualize}
+		Visualize: ev.Visualize, Warnings: ev.Warnings}
 	out.Meta = ev.Meta.Next()
 	if info.KsefNumber != nil {
 		out.KsefNumber = *info.KsefNumber
@@ -631,6 +631,10 @@ func (p *Poller) noUPO(ctx context.Context, client *ksef.Client, ev *events.Sess
 		zerolog.Ctx(ctx).Info().Str("session_id", ev.SessionID).Int32("failed", info.FailedInvoiceCount).
 			Msg("KSeF accepted no invoice of the session: it has no UPO")
 		return nil
+	}
+	if at := ev.OccurredAt.Time; !at.IsZero() && p.cfg.Now().Sub(at) > p.cfg.Deadline {
+		return worker.DeadLetter(events.KindDeadline, fmt.Errorf("KSeF gave no UPO for session %s (status %d) within %v of its close; fetch it later with `ksefctl get --upo`",
+			ev.SessionID, info.Status.Code, p.cfg.Deadline))
 	}
 	return p.later(deliveries)
 }

@@ -465,7 +465,7 @@ func batchScenarios() []scenario {
 		killAt("SIGKILL sender between a batch close and its state write", 11, func(r *http.Request, resp *http.Response) bool {
 			// KSeF closed the session (its package will be processed); the sender has not
 			// recorded it.
-			return resp != nil && resp.StatusCode == http.StatusOK && isPath(r, http.MethodPost, "/v2/sessions/*/close") &&
+			return resp != nil && resp.StatusCode == http.StatusOK && isPath(r, http.MethodGet, "/v2/sessions/*/close") &&
 				strings.Contains(strings.Split(strings.Trim(r.URL.Path, "/"), "/")[2], "-SB-") // a batch session's id
 		}, "after a batch close"),
 		killAt("SIGKILL sender during a part upload", 12, func(r *http.Request, resp *http.Response) bool {
