@@ -85,8 +85,8 @@ func Users(prefix string) []User {
 			// The ledger of open sessions is listed with an ordered consumer of its bucket, which
 			// has no durable consumer to harm.
 			extra: []string{"$JS.API.CONSUMER.CREATE.KV_" + kvName(kvSessions) + ".>", "$JS.API.CONSUMER.DELETE.KV_" + kvName(kvSessions) + ".>", "$JS.FC.KV_" + kvName(kvSessions) + ".>"}},
-		{name: Poller, comment: "outcomes, stored UPOs, resubmissions of invoices KSeF cancelled, dead letters",
-			events:    s(events.TypeInvoiceAccepted, events.TypeInvoiceRejected, events.TypeSessionUpoStored, events.TypeInvoiceSubmitted, "dlq."+events.TypeInvoiceSent, "dlq."+events.TypeSessionClosed),
+		{name: Poller, comment: "outcomes, stored UPOs, resubmissions of invoices KSeF cancelled, invoices put back after a failed batch package, dead letters",
+			events:    s(events.TypeInvoiceAccepted, events.TypeInvoiceRejected, events.TypeSessionUpoStored, events.TypeInvoiceSubmitted, events.TypeBatchQueued+".>", "dlq."+events.TypeInvoiceSent, "dlq."+events.TypeSessionClosed),
 			consumers: []string{Poller},
 			kv:        []string{kvName(kvState), kvName(kvLimits)}},
 		{name: Downloader, comment: "downloaded invoices, completed queries, dead letters; query marks",
