@@ -338,7 +338,7 @@ func TestNATSPermissions(t *testing.T) {
 		attempt{pipeline.Sender, "$KV.KSEF_MARKS.x", false}, // the downloader's bucket
 		attempt{pipeline.Sender, "$KV.KSEF_failures.poller.1", false},
 		attempt{pipeline.Poller, "$KV.KSEF_SESSIONS.x", false},
-		attempt{pipeline.Poller, "batch.queued.5265877635", false},
+		attempt{pipeline.Poller, "invoice.sent", false}, // announce a send as the sender
 		attempt{pipeline.Downloader, "$KV.KSEF_STATE.x", false},
 		attempt{pipeline.Visualizer, "$KV.KSEF_LIMITS.x", false},
 		attempt{pipeline.Visualizer, "$JS.API.DIRECT.GET.KV_KSEF_STATE.>", false},
