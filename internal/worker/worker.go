@@ -203,19 +203,26 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, handler Handle
 		return err
 	}
 	stream := natsx.StreamName(cfg.NATS.SubjectPrefix)
-	cons, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
-		Durable:        cfg.Name,
-		FilterSubjects: cfg.Subjects,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        cfg.AckWait,
-		MaxDeliver:     -1,
-		MaxAckPending:  cfg.MaxAckPending,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	// The consumer takes the stream's replicas; a cluster that is still forming answers with
+	// transient errors for a while, which natsx.Retry waits out.
+	var cons jetstream.Consumer
+	err := natsx.Retry(ctx, "consumer "+cfg.Name, func(ctx context.Context) error {
+		var err error
+		cons, err = js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+			Durable:        cfg.Name,
+			FilterSubjects: cfg.Subjects,
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			AckWait:        cfg.AckWait,
+			MaxDeliver:     -1,
+			MaxAckPending:  cfg.MaxAckPending,
+			DeliverPolicy:  jetstream.DeliverAllPolicy,
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("worker %s: consumer: %w", cfg.Name, err)
 	}
-	kv, err := natsx.EnsureKV(ctx, js, FailuresBucket(stream), cfg.FailureTTL)
+	kv, err := natsx.EnsureKV(ctx, js, FailuresBucket(stream), cfg.FailureTTL, natsx.KVReplicas(cfg.NATS.WithDefaults().Replicas))
 	if err != nil {
 		return fmt.Errorf("worker %s: %w", cfg.Name, err)
 	}
@@ -494,10 +501,8 @@ func (r *runner) recordFailure(ctx context.Context, m *Message, herr error) (fai
 	return failureRecord{}, errors.New("failure count contended")
 }
 
-func wrongSequence(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
-}
+// wrongSequence matches a compare-and-set conflict, on one replica or several.
+func wrongSequence(err error) bool { return natsx.IsWrongSequence(err) }
 
 func (r *runner) clearFailures(ctx context.Context, m *Message) {
 	key := r.failureKey(m)
