@@ -12,8 +12,8 @@ import (
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/invoicestate"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
-	"github.com/ksef-pipeline/ksef-pipeline/internal/sender"
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
@@ -117,11 +117,11 @@ func testBatchKilled(t *testing.T, at string, wantOpens int) {
 	p.rt = rt
 	inBatch := 0
 	for _, s := range subs {
-		st, _, err := rt.States.Get(t.Context(), sender.StateKey(seller, s.id))
+		st, err := rt.States.State(t.Context(), invoicestate.Key(seller, s.id))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st != nil && st.Status == sender.StatusSending && st.Mode == events.ModeBatch {
+		if st != nil && st.Status == invoicestate.Sending && st.Mode == events.ModeBatch {
 			inBatch++
 		}
 	}

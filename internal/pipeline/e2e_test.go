@@ -22,9 +22,9 @@ import (
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/invoicestate"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
-	"github.com/ksef-pipeline/ksef-pipeline/internal/sender"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/testenv"
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
@@ -494,8 +494,8 @@ func testRedelivered(t *testing.T, via string) {
 	if dl := eventsOf[*events.DeadLettered](evs); len(dl) > 0 {
 		t.Errorf("dead letters: %s", summary(evs))
 	}
-	st, _, err := p.rt.States.Get(t.Context(), sender.StateKey(seller, s.id))
-	if err != nil || st == nil || st.Status != sender.StatusSent || st.Attempt != 1 {
+	st, err := p.rt.States.State(t.Context(), invoicestate.Key(seller, s.id))
+	if err != nil || st == nil || st.Status != invoicestate.Sent || st.Attempt != 1 {
 		t.Errorf("sender state %+v (%v), want sent on the first attempt", st, err)
 	}
 }
@@ -553,9 +553,9 @@ func testCrashAfterSend(t *testing.T, via string) {
 	}
 	t.Cleanup(rt.Close)
 	p.rt = rt
-	key := sender.StateKey(seller, s.id)
-	if st, _, err := rt.States.Get(t.Context(), key); err != nil || st == nil || st.Status != sender.StatusSending {
-		t.Fatalf("after the crash the sender state is %+v (%v), want %q: the crash did not come between send and record", st, err, sender.StatusSending)
+	key := invoicestate.Key(seller, s.id)
+	if st, err := rt.States.State(t.Context(), key); err != nil || st == nil || st.Status != invoicestate.Sending {
+		t.Fatalf("after the crash the sender state is %+v (%v), want %q: the crash did not come between send and record", st, err, invoicestate.Sending)
 	}
 	if n := p.em.Requests(ksef.OpInvoiceSend, 200); n != 1 {
 		t.Fatalf("KSeF took %d sends before the restart, want 1", n)
@@ -580,7 +580,7 @@ func testCrashAfterSend(t *testing.T, via string) {
 	if n := distinctIDs[*events.InvoiceSent](evs, s.id); n != 1 {
 		t.Errorf("%d distinct invoice.sent events, want 1", n)
 	}
-	if st, _, err := rt.States.Get(t.Context(), key); err != nil || st == nil || st.Status != sender.StatusSent {
+	if st, err := rt.States.State(t.Context(), key); err != nil || st == nil || st.Status != invoicestate.Sent {
 		t.Errorf("sender state %+v (%v), want sent", st, err)
 	}
 }
@@ -693,13 +693,13 @@ func TestE2EDrainOnCancel(t *testing.T) {
 
 	sent := 0
 	for _, id := range ids {
-		st, _, err := p.rt.States.Get(t.Context(), sender.StateKey(subs[id].seller, id))
+		st, err := p.rt.States.State(t.Context(), invoicestate.Key(subs[id].seller, id))
 		if err != nil {
 			t.Fatal(err)
 		}
 		switch {
 		case st == nil:
-		case st.Status == sender.StatusSent:
+		case st.Status == invoicestate.Sent:
 			sent++
 		default:
 			t.Errorf("%s is %q after the drain, want sent or untouched", id, st.Status)

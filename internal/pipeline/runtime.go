@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/downloader"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/invoicestate"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/poller"
@@ -54,7 +55,7 @@ type Runtime struct {
 	Layout    storage.Layout
 	Clients   *ksefconn.Clients
 	Validator *fa3.Validator
-	States    *sender.States
+	States    *invoicestate.Store
 	Marks     *natsx.CAS
 	// Sessions is the ledger of open KSeF sessions, shared by the sender's replicas.
 	Sessions *natsx.CAS
@@ -105,7 +106,7 @@ func OpenWithTelemetry(ctx context.Context, s Settings, log zerolog.Logger, tel 
 	if err != nil {
 		return fail(err)
 	}
-	r.States = sender.NewStates(natsx.NewCAS(stateKV))
+	r.States = invoicestate.NewStore(natsx.NewCAS(stateKV), nil)
 	// Limiter windows reach back an hour; a key idle for two is worthless.
 	limitsKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "LIMITS"), 2*time.Hour, replicas)
 	if err != nil {
@@ -252,12 +253,19 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 				// The batch assembler holds the queue messages of the invoices in its packages
 				// until each package is sent, without a handler each: up to two packages at once.
 				cfg := r.workerConfig(SenderBatch, 16, subj.BatchQueuedAll())
-				cfg.MaxAckPending = batch.MaxHeld()
+				cfg.MaxAckPending = batch.MaxAckPending()
 				jobs = append(jobs, job{cfg: cfg, handler: s.HandleBatch, closeFn: s.CloseBatch})
 			}
 		case Poller:
-			p := poller.New(poller.Config{Layout: r.Layout}, r.clientFor, r.Store, r.States, r.pub)
-			jobs = append(jobs, job{cfg: r.workerConfig(Poller, 32, subj.InvoiceSent(), subj.SessionClosed()), handler: p.Handle})
+			p := poller.New(poller.Config{Layout: r.Layout, Deadline: r.Settings.OutcomeDeadline, Requeue: sender.QueueItem},
+				r.clientFor, r.Store, r.States, r.pub)
+			cfg := r.workerConfig(Poller, 32, subj.InvoiceSent(), subj.SessionClosed())
+			// Every invoice KSeF is still processing holds a snoozed message, and snoozed messages
+			// count toward MaxAckPending: room for ten full batch packages stuck in processing
+			// before other contexts' invoices wait (nats-server#6093). A package failed as a whole
+			// is resolved at once (its invoices are put back), so it holds none for long.
+			cfg.MaxAckPending = 100_000
+			jobs = append(jobs, job{cfg: cfg, handler: p.Handle})
 		case Downloader:
 			dcfg := r.Settings.Downloader.Config
 			dcfg.Layout = r.Layout

@@ -41,6 +41,7 @@ const (
 	EnvBatchLease          = "KSEF_BATCH_LEASE"          // how long an assembler may work on a package (10m)
 	EnvBatchInterval       = "KSEF_BATCH_INTERVAL"       // least time between a context's packages unless full (1m)
 	EnvSendLease           = "KSEF_SEND_LEASE"           // how long a send's outcome may stay unknown
+	EnvOutcomeDeadline     = "KSEF_OUTCOME_DEADLINE"     // how long an invoice may wait for a package or an outcome (24h)
 	EnvDrainTimeout        = "KSEF_DRAIN_TIMEOUT"        // how long in-flight handlers may finish after SIGTERM
 )
 
@@ -68,7 +69,10 @@ type Settings struct {
 	// SendLease: how long a send's outcome may stay unknown (0: derived from the KSeF request
 	// timeout and waits); see sender.Config.SendLease.
 	SendLease time.Duration
-	LogLevel  zerolog.Level
+	// OutcomeDeadline is how long an invoice may wait for a batch package (from its submission)
+	// or for KSeF's outcome (from its send) before it is failed with a dead letter (0: 24 h).
+	OutcomeDeadline time.Duration
+	LogLevel        zerolog.Level
 
 	VisualizeAccepted, VisualizeDownloaded bool
 	VisualizeFormat, VisualizeLanguage     string
@@ -118,6 +122,12 @@ func SettingsFromEnv(getenv func(string) string, readFile func(string) ([]byte, 
 		if s.SendLease, err = time.ParseDuration(v); err != nil || s.SendLease < 0 {
 			errs = append(errs, fmt.Errorf("%s: want a duration, got %q", EnvSendLease, v))
 		}
+	}
+	if v := getenv(EnvOutcomeDeadline); v != "" {
+		if s.OutcomeDeadline, err = time.ParseDuration(v); err != nil || s.OutcomeDeadline <= 0 {
+			errs = append(errs, fmt.Errorf("%s: want a positive duration, got %q", EnvOutcomeDeadline, v))
+		}
+		s.Batch.Deadline = s.OutcomeDeadline
 	}
 	if v := getenv(EnvSessionCloseIdle); v != "" {
 		if s.SessionCloseIdle, err = time.ParseDuration(v); err != nil {

@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/xml"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -20,8 +21,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/invoicestate"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
-	"github.com/ksef-pipeline/ksef-pipeline/internal/sender"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
@@ -49,7 +50,16 @@ type Config struct {
 	// BatchListTTL is how long a batch session's invoice list is reused for the invoices of that
 	// session (ksefSessionInvoices is limited to 200 calls an hour).
 	BatchListTTL time.Duration
-	Now          func() time.Time
+	// Deadline is how long after its send an invoice may stay without an outcome (KSeF
+	// processing it, or its batch session unprocessed); past it, it is failed with a dead letter
+	// (error_kind "deadline") that says how to reconcile it (default 24 h).
+	Deadline time.Duration
+	// MaxRequeues bounds how often an invoice goes back to the batch queue because KSeF failed
+	// its package as a whole (default 3); then it is failed with a dead letter.
+	MaxRequeues int
+	// Requeue makes the batch queue item of an invoice put back (the sender's QueueItem).
+	Requeue func(st *invoicestate.State) *events.BatchQueued
+	Now     func() time.Time
 }
 
 // Poller handles invoice.sent and session.closed.
@@ -57,7 +67,7 @@ type Poller struct {
 	cfg     Config
 	clients func(ctx context.Context, nip string) (*ksef.Client, error)
 	store   storage.Store
-	states  *sender.States
+	states  *invoicestate.Store
 	pub     worker.Publisher
 
 	mu     sync.Mutex
@@ -70,10 +80,14 @@ type sessionList struct {
 	fetched time.Time
 	byID    map[string]ksefapi.InvoiceInfo
 	byHash  map[string]ksefapi.InvoiceInfo
+	// final: the session's status was final when the list was fetched (after it), so an invoice
+	// not in the list was never processed; status is that status.
+	final  bool
+	status ksefapi.StatusInfo
 }
 
 // New returns a poller.
-func New(cfg Config, clients func(ctx context.Context, nip string) (*ksef.Client, error), store storage.Store, states *sender.States, pub worker.Publisher) *Poller {
+func New(cfg Config, clients func(ctx context.Context, nip string) (*ksef.Client, error), store storage.Store, states *invoicestate.Store, pub worker.Publisher) *Poller {
 	if cfg.FirstDelay <= 0 {
 		cfg.FirstDelay = 500 * time.Millisecond
 	}
@@ -91,6 +105,12 @@ func New(cfg Config, clients func(ctx context.Context, nip string) (*ksef.Client
 	}
 	if cfg.QuickPolls <= 0 {
 		cfg.QuickPolls = 3
+	}
+	if cfg.Deadline <= 0 {
+		cfg.Deadline = 24 * time.Hour
+	}
+	if cfg.MaxRequeues <= 0 {
+		cfg.MaxRequeues = 3
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -143,20 +163,116 @@ func (p *Poller) Sent(ctx context.Context, ev *events.InvoiceSent, deliveries in
 	}
 	var info *ksefapi.InvoiceInfo
 	if ev.Mode == events.ModeBatch {
-		info, err = p.batchStatus(ctx, client, ev)
-		if err != nil {
+		var failed *ksefapi.StatusInfo
+		info, failed, err = p.batchStatus(ctx, client, ev)
+		switch {
+		case err != nil:
 			return ksefconn.Outcome(err, "asking for the invoice status")
-		}
-		if info == nil {
-			return p.later(deliveries) // not listed yet
-		}
-		if !ksef.StatusCode(info.Status.Code).Final() {
-			return p.processing(ev, deliveries, p.cfg.MaxDelay)
+		case failed != nil:
+			return p.packageFailed(ctx, ev, failed)
+		case info == nil:
+			return p.waiting(ctx, ev, p.later(deliveries)) // not listed yet
+		case !ksef.StatusCode(info.Status.Code).Final():
+			return p.waiting(ctx, ev, p.processing(ev, deliveries, p.cfg.MaxDelay))
 		}
 	} else if info, err = p.onlineStatus(ctx, client, ev, deliveries); info == nil || err != nil {
+		if worker.IsSnooze(err) {
+			return p.waiting(ctx, ev, err)
+		}
 		return err
 	}
 	return p.settle(ctx, client, ev, info, deliveries)
+}
+
+// waiting passes on the snooze of an invoice without an outcome yet, unless its deadline has
+// passed: then it is failed with a dead letter, so no invoice waits for ever (a snoozed message
+// also holds one of the consumer's MaxAckPending).
+func (p *Poller) waiting(ctx context.Context, ev *events.InvoiceSent, snooze error) error {
+	sent := ev.SentAt.Time
+	if sent.IsZero() {
+		sent = ev.OccurredAt.Time
+	}
+	if sent.IsZero() || p.cfg.Now().Sub(sent) <= p.cfg.Deadline {
+		return snooze
+	}
+	reason := fmt.Sprintf("KSeF gave no outcome within %v of the send (session %s, mode %s)", p.cfg.Deadline, ev.SessionID, ev.Mode)
+	if err := p.fail(ctx, ev, reason); err != nil {
+		return err
+	}
+	zerolog.Ctx(ctx).Error().Str("session_id", ev.SessionID).Msg(reason)
+	return worker.DeadLetter(events.KindDeadline, fmt.Errorf("%s; it may still be processed: reconcile it with `ksefctl status %s`", reason, ev.InvoiceID))
+}
+
+// fail records an invoice as failed, if its record still describes this send.
+func (p *Poller) fail(ctx context.Context, ev *events.InvoiceSent, reason string) error {
+	snap, err := p.states.Get(ctx, invoicestate.Key(ev.ContextNIP, ev.InvoiceID))
+	if err != nil {
+		return err
+	}
+	if st := snap.State; st == nil || st.Status != invoicestate.Sent || st.SessionID != ev.SessionID {
+		return nil
+	}
+	if err := p.states.Fail(ctx, snap, reason); err != nil && !errors.Is(err, invoicestate.ErrChanged) {
+		return err
+	}
+	return nil
+}
+
+// packageFailed handles an invoice of a batch session that KSeF ended without processing it (the
+// package failed as a whole): it goes back to the batch queue, or, after MaxRequeues such
+// packages, it is failed with a dead letter. Either way it is not left announced as sent.
+func (p *Poller) packageFailed(ctx context.Context, ev *events.InvoiceSent, status *ksefapi.StatusInfo) error {
+	log := zerolog.Ctx(ctx).With().Str("session_id", ev.SessionID).Int32("session_status", status.Code).Logger()
+	reason := fmt.Sprintf("KSeF ended batch session %s with %d %s without processing the invoice", ev.SessionID, status.Code, status.Description)
+	if status.Details != nil && *status.Details != "" {
+		reason += " (" + *status.Details + ")"
+	}
+	snap, err := p.states.Get(ctx, invoicestate.Key(ev.ContextNIP, ev.InvoiceID))
+	if err != nil {
+		return err
+	}
+	st := snap.State
+	if st == nil || st.Status != invoicestate.Sent || st.SessionID != ev.SessionID || p.cfg.Requeue == nil {
+		if st != nil && st.Status == invoicestate.BatchQueued && st.SessionID == "" && st.Requeues > 0 && p.cfg.Requeue != nil {
+			// Put back by an earlier delivery whose queue item may not have been published.
+			return p.publishRequeue(ctx, ev, st)
+		}
+		log.Info().Msg("a package failed as a whole, but the invoice's record has moved on; nothing to do")
+		return nil
+	}
+	if st.Requeues >= p.cfg.MaxRequeues {
+		if err := p.states.Fail(ctx, snap, reason); err != nil {
+			return lookAgain(err)
+		}
+		log.Error().Int("requeues", st.Requeues).Msg(reason + "; giving up")
+		return worker.Permanent(fmt.Errorf("%s, the %d. package in a row with this invoice; it was not sent: check the packages' sessions with `ksefctl status` and submit it again", reason, st.Requeues+1))
+	}
+	next := *st
+	next.Requeues++
+	if err := p.states.QueueForBatch(ctx, snap, next, reason); err != nil {
+		return lookAgain(err)
+	}
+	log.Warn().Int("requeues", next.Requeues).Msg(reason + "; the invoice goes into another package")
+	return p.publishRequeue(ctx, ev, snap.State)
+}
+
+func (p *Poller) publishRequeue(ctx context.Context, ev *events.InvoiceSent, st *invoicestate.State) error {
+	item := p.cfg.Requeue(st)
+	item.Meta = ev.Meta.Next()
+	item.Visualize = item.Visualize || ev.Visualize
+	if err := p.pub.Publish(ctx, item, nil); err != nil {
+		return fmt.Errorf("publishing batch.queued: %w", err)
+	}
+	return nil
+}
+
+// lookAgain turns a lost compare-and-set into a short snooze: the next delivery acts on what
+// the other handler did.
+func lookAgain(err error) error {
+	if errors.Is(err, invoicestate.ErrChanged) {
+		return worker.Snooze(time.Second)
+	}
+	return err
 }
 
 // inlineWait is the longest wait slept in the handler rather than snoozed: JetStream redelivers
@@ -340,11 +456,11 @@ func (p *Poller) reject(ctx context.Context, ev *events.InvoiceSent, info *ksefa
 
 // resubmit sends an invoice whose processing KSeF cancelled (405, 500, 550) back to the sender.
 func (p *Poller) resubmit(ctx context.Context, ev *events.InvoiceSent, info *ksefapi.InvoiceInfo) error {
-	key := sender.StateKey(ev.ContextNIP, ev.InvoiceID)
-	st, rev, err := p.states.Get(ctx, key)
+	snap, err := p.states.Get(ctx, invoicestate.Key(ev.ContextNIP, ev.InvoiceID))
 	if err != nil {
 		return err
 	}
+	st := snap.State
 	if st == nil {
 		return worker.Permanent(fmt.Errorf("no sender state for a cancelled invoice"))
 	}
@@ -352,21 +468,20 @@ func (p *Poller) resubmit(ctx context.Context, ev *events.InvoiceSent, info *kse
 		zerolog.Ctx(ctx).Warn().Int("status", int(info.Status.Code)).Msg("KSeF cancelled the invoice again; giving up")
 		return p.reject(ctx, ev, info)
 	}
-	next := st.Resubmission + 1
-	if st.Status != sender.StatusResend {
-		resend := *st
-		resend.Status, resend.Resubmission, resend.UpdatedAt = sender.StatusResend, next, p.cfg.Now()
-		ok, err := p.states.Put(ctx, key, &resend, rev)
-		if err != nil {
-			return err
+	next := st.Resubmission
+	switch {
+	case st.Status == invoicestate.Sent && st.SessionID == ev.SessionID:
+		next++
+		if err := p.states.Resend(ctx, snap, next); err != nil {
+			return lookAgain(err)
 		}
-		if !ok {
-			return worker.Snooze(time.Second)
-		}
-	} else {
-		next = st.Resubmission
+	case st.Status == invoicestate.Resend:
+		// Recorded by an earlier delivery: publish again (deduplicated).
+	default:
+		// The record moved on: this send was sent again already, or superseded.
+		return nil
 	}
-	out := &events.InvoiceSubmitted{XML: ev.XML, Resubmission: next}
+	out := &events.InvoiceSubmitted{XML: ev.XML, Resubmission: next, Visualize: ev.Visualize}
 	out.Meta = ev.Meta.Next()
 	zerolog.Ctx(ctx).Info().Int("status", int(info.Status.Code)).Int("resubmission", next).Msg("KSeF cancelled the processing; sending the invoice again")
 	if err := p.pub.Publish(ctx, out, nil); err != nil {
@@ -376,13 +491,15 @@ func (p *Poller) resubmit(ctx context.Context, ev *events.InvoiceSent, info *kse
 }
 
 // batchStatus finds a batch invoice in its session's list, fetched at most once per TTL per
-// session and shared by every invoice of the session.
-func (p *Poller) batchStatus(ctx context.Context, client *ksef.Client, ev *events.InvoiceSent) (*ksefapi.InvoiceInfo, error) {
+// session and shared by every invoice of the session. failed is the session's status when KSeF
+// ended the session without processing the invoice (the package failed as a whole).
+func (p *Poller) batchStatus(ctx context.Context, client *ksef.Client, ev *events.InvoiceSent) (info *ksefapi.InvoiceInfo, failed *ksefapi.StatusInfo, err error) {
 	p.mu.Lock()
 	l := p.lists[ev.SessionID]
 	if l == nil {
 		l = &sessionList{}
 		p.lists[ev.SessionID] = l
+		p.evictLists()
 	}
 	p.mu.Unlock()
 	l.mu.Lock()
@@ -396,18 +513,32 @@ func (p *Poller) batchStatus(ctx context.Context, client *ksef.Client, ev *event
 		}
 		return nil
 	}
-	now := p.cfg.Now()
-	if info := lookup(); info != nil && (ksef.StatusCode(info.Status.Code).Final() || now.Sub(l.fetched) < p.cfg.BatchListTTL) {
-		return info, nil
+	answer := func() (*ksefapi.InvoiceInfo, *ksefapi.StatusInfo, error) {
+		if info := lookup(); info != nil {
+			return info, nil, nil
+		}
+		if l.final {
+			st := l.status
+			return nil, &st, nil
+		}
+		return nil, nil, nil
 	}
-	if now.Sub(l.fetched) < p.cfg.BatchListTTL {
-		return nil, nil
+	now := p.cfg.Now()
+	if info := lookup(); (info != nil && ksef.StatusCode(info.Status.Code).Final()) || l.final || now.Sub(l.fetched) < p.cfg.BatchListTTL {
+		return answer()
+	}
+	// The status first: when it is final, the list fetched after it is complete.
+	status, err := client.SessionStatus(ctx, ev.SessionID)
+	if err != nil {
+		return nil, nil, err
 	}
 	list, err := client.SessionInvoices(ctx, ev.SessionID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	l.fetched = now
+	l.final = status.SessionStatus == ksefapi.Closed && status.Status.Code >= 200
+	l.status = status.Status
 	l.byID = make(map[string]ksefapi.InvoiceInfo, len(list))
 	l.byHash = make(map[string]ksefapi.InvoiceInfo, len(list))
 	for _, info := range list {
@@ -418,7 +549,24 @@ func (p *Poller) batchStatus(ctx context.Context, client *ksef.Client, ev *event
 			l.byHash[*info.InvoiceHash] = info
 		}
 	}
-	return lookup(), nil
+	return answer()
+}
+
+// evictLists forgets session lists not fetched for a while (their invoices have their outcomes,
+// or will fetch the list anew); p.mu is held.
+func (p *Poller) evictLists() {
+	if len(p.lists) < 64 {
+		return
+	}
+	now := p.cfg.Now()
+	for id, l := range p.lists {
+		if l.mu.TryLock() {
+			if !l.fetched.IsZero() && now.Sub(l.fetched) > 10*p.cfg.BatchListTTL {
+				delete(p.lists, id)
+			}
+			l.mu.Unlock()
+		}
+	}
 }
 
 // SessionClosed fetches and stores the UPO of a closed session.

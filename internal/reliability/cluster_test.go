@@ -220,8 +220,10 @@ func runConfigured(conf, storeDir string, port int) (*server.Server, error) {
 	return s, nil
 }
 
-// workerEnv is the environment of a worker process: everything the services read.
-func (c *cluster) workerEnv(name string) []string {
+// workerEnv is the environment of a worker process: everything the services read. A name
+// "worker#k" is another replica of worker.
+func (c *cluster) workerEnv(replica string) []string {
+	name, _, _ := strings.Cut(replica, "#")
 	var toks []string
 	for nip, tok := range c.tokens {
 		toks = append(toks, nip+"="+tok)
@@ -230,7 +232,7 @@ func (c *cluster) workerEnv(name string) []string {
 	env := map[string]string{
 		envWorker:                       name,
 		"KSEF_NATS_URL":                 c.natsURL(),
-		"KSEF_NATS_NAME":                name,
+		"KSEF_NATS_NAME":                replica,
 		"KSEF_STORAGE":                  "s3",
 		"KSEF_S3_ENDPOINT":              c.s3URL,
 		"KSEF_S3_ACCESS_KEY":            testenv.MinIOAccessKey,

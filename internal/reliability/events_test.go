@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/invariant"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
@@ -200,69 +201,24 @@ func settled(batch []*invoice) func([]natsx.Delivered) bool {
 	}
 }
 
-// judge counts the batch's outcomes from the events and from what the emulator processed.
-// wantRejected names invoices expected to be rejected (their SendCount may be 0).
+// judge counts the batch's outcomes from the events and from what the emulator processed, with
+// the invariant checker every row uses (dead letters carrying an invoice's id are its terminal
+// event; a row that expects none fails on them).
 func (c *cluster) judge(batch []*invoice, evs []natsx.Delivered) outcome {
-	o := outcome{invoices: len(batch)}
-	ids := map[string]map[string]string{} // invoice id -> event id -> type
+	invs := make([]invariant.Invoice, len(batch))
+	for i, inv := range batch {
+		invs[i] = invariant.Invoice{ID: inv.id, SendKey: sendKey(inv)}
+	}
+	all := make([]events.Event, 0, len(evs))
 	for _, d := range evs {
-		var common *events.Meta
-		switch ev := d.Event.(type) {
-		case *events.InvoiceAccepted:
-			common = &ev.Meta
-		case *events.InvoiceRejected:
-			common = &ev.Meta
-		case *events.DeadLettered:
-			o.deadLetters++
-			if len(o.problems) < 20 {
-				o.problems = append(o.problems, fmt.Sprintf("dead letter from %s of %s: %s (%s)", ev.Stage, ev.OriginalSubject, ev.Reason, ev.ErrorKind))
-			}
-		}
-		if common == nil {
-			continue
-		}
-		m := ids[common.InvoiceID]
-		if m == nil {
-			m = map[string]string{}
-			ids[common.InvoiceID] = m
-		}
-		m[common.EventID] = d.Event.EventType()
-	}
-	note := func(format string, args ...any) {
-		if len(o.problems) < 20 {
-			o.problems = append(o.problems, fmt.Sprintf(format, args...))
+		if d.Event != nil {
+			all = append(all, d.Event)
 		}
 	}
-	stats := c.em.Stats()
-	for _, inv := range batch {
-		sends := stats.Sends[sendKey(inv)]
-		outs := ids[inv.id]
-		types := slices.Sorted(maps.Values(outs))
-		switch {
-		case len(outs) == 0:
-			o.lost++
-			note("%s: no outcome (KSeF processed it %d times)", inv.id, sends)
-		case slices.Contains(types, events.TypeInvoiceAccepted):
-			o.accepted++
-		default:
-			o.rejected++
-		}
-		if len(outs) > 1 {
-			o.duplicates++
-			note("%s: %d distinct outcome events %v", inv.id, len(outs), types)
-		}
-		if sends > 1 {
-			o.sentTwice++
-			note("%s: KSeF processed it %d times", inv.id, sends)
-		}
-		if slices.Contains(types, events.TypeInvoiceAccepted) && sends != 1 {
-			if sends == 0 {
-				note("%s: accepted, but KSeF never processed it", inv.id)
-				o.lost++ // an acceptance without a send is not an invoice in KSeF
-			}
-		}
-	}
-	return o
+	r := invariant.Check(invs, c.em.Stats().Sends, all)
+	// A dead-lettered invoice counts as lost here: no row expects one.
+	return outcome{invoices: r.Invoices, accepted: r.Accepted, rejected: r.Rejected, lost: r.Lost + r.DeadLettered,
+		sentTwice: r.SentTwice, duplicates: r.Duplicates, deadLetters: r.DeadLetters, problems: r.Problems}
 }
 
 func sendKey(inv *invoice) string {

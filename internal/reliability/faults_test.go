@@ -2,7 +2,7 @@ package reliability
 
 import (
 	"fmt"
-	"github.com/nats-io/nats.go/jetstream"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
@@ -47,6 +49,37 @@ type scenario struct {
 	after func(t *testing.T, c *cluster, batch []*invoice, evs []natsx.Delivered, o *outcome) string
 	// timeout bounds the wait for every outcome.
 	timeout time.Duration
+	// online: the fault hinges on online sends or on other workers; no batch variant.
+	online bool
+	// batch: the row runs with batch sessions on and the production request limits, so that
+	// batch packages carry most of the invoices (checked).
+	batch bool
+}
+
+// batchEnv puts a row on the volume path: production limits (30 online sends a minute per
+// context; the rest cannot wait for a slot and are queued), batch sessions on, packages of up to
+// 250 invoices a few seconds apart.
+var batchEnv = map[string]string{
+	"KSEF_BATCH":              "true",
+	"KSEF_LIMITS":             "production",
+	"KSEF_MAX_LIMIT_WAIT":     "1s",
+	"KSEF_BATCH_MAX_INVOICES": "250",
+	"KSEF_BATCH_LINGER":       "500ms",
+	"KSEF_BATCH_INTERVAL":     "2s",
+	"KSEF_BATCH_LEASE":        "20s",
+}
+
+// onBatch is the row sc on the volume path.
+func onBatch(sc scenario) scenario {
+	sc.name += " [batch]"
+	sc.batch = true
+	env := maps.Clone(batchEnv)
+	maps.Copy(env, sc.opts.env)
+	sc.opts.env = env
+	if sc.timeout == 0 {
+		sc.timeout = 4 * time.Minute
+	}
+	return sc
 }
 
 // TestFaults runs each fault's batch and checks that nothing is lost and nothing is sent twice.
@@ -56,7 +89,7 @@ func TestFaults(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var rows []row
-	for _, sc := range scenarios() {
+	for _, sc := range append(scenarios(), batchScenarios()...) {
 		t.Run(strings.ReplaceAll(sc.name, " ", "_"), func(t *testing.T) {
 			r := runScenario(t, sc)
 			mu.Lock()
@@ -95,7 +128,11 @@ func runScenario(t *testing.T, sc scenario) row {
 		t.Errorf("not every invoice had an outcome after %v; %s", timeout, summary(evs))
 	}
 	// Let redeliveries run out before judging: a late duplicate would show now.
-	c.consumersIdle(30*time.Second, pipeline.Sender, pipeline.Poller)
+	idle := []string{pipeline.Sender, pipeline.Poller}
+	if sc.batch {
+		idle = append(idle, pipeline.SenderBatch)
+	}
+	c.consumersIdle(30*time.Second, idle...)
 	evs = c.caughtUp()
 	o := c.judge(batch, evs)
 	var more string
@@ -111,6 +148,18 @@ func runScenario(t *testing.T, sc scenario) row {
 		c.s3.clear()
 	}
 	o.check(t, 0)
+	if sc.batch {
+		batched := map[string]bool{}
+		for _, d := range evs {
+			if ev, ok := d.Event.(*events.InvoiceSent); ok && ev.Mode == events.ModeBatch {
+				batched[ev.InvoiceID] = true
+			}
+		}
+		if len(batched) < len(batch)/2 {
+			t.Errorf("only %d of %d invoices went through batch sessions: the row does not test the volume path", len(batched), len(batch))
+		}
+		note = strings.TrimPrefix(note+fmt.Sprintf("; %d through batch", len(batched)), "; ")
+	}
 	if t.Failed() {
 		logTail(t, c)
 	}
@@ -258,7 +307,7 @@ func scenarios() []scenario {
 	return []scenario{
 		{name: "none (baseline)", n: n, workers: sendPoller},
 		{
-			name: "SIGKILL sender after a send, before its ack", n: n, workers: sendPoller,
+			name: "SIGKILL sender after a send, before its ack", n: n, workers: sendPoller, online: true,
 			inject: func(t *testing.T, c *cluster, batch []*invoice) func() string {
 				points := killPoints(1, 4, n/10, n*8/10)
 				var sends atomic.Int64
@@ -275,7 +324,7 @@ func scenarios() []scenario {
 			},
 		},
 		{
-			name: "SIGKILL poller during status polling", n: n, workers: sendPoller,
+			name: "SIGKILL poller during status polling", n: n, workers: sendPoller, online: true,
 			inject: func(t *testing.T, c *cluster, batch []*invoice) func() string {
 				points := killPoints(2, 4, n/10, n*8/10)
 				var polls atomic.Int64
@@ -376,6 +425,67 @@ func scenarios() []scenario {
 			EarlyExpiryRate: 0.3, EarlyExpiry: 2 * time.Second, StuckRate: 0.02, StuckFor: 3 * time.Second},
 			map[string]string{"KSEF_REQUEST_TIMEOUT": "2s", "KSEF_SEND_LEASE": "5s"}),
 	}
+}
+
+// batchScenarios are the rows on the volume path: every row of scenarios whose fault does not
+// hinge on online sends, again with batch sessions carrying most invoices, and the faults of the
+// batch path itself.
+func batchScenarios() []scenario {
+	const n = 1000
+	var out []scenario
+	for _, sc := range scenarios() {
+		if sc.online {
+			continue
+		}
+		out = append(out, onBatch(sc))
+	}
+	sendPoller := []string{pipeline.Sender, pipeline.Poller}
+	killAt := func(name string, salt uint64, match func(r *http.Request, resp *http.Response) bool, what string) scenario {
+		return onBatch(scenario{
+			name: name, n: n, workers: sendPoller,
+			inject: func(t *testing.T, c *cluster, batch []*invoice) func() string {
+				points := killPoints(salt, 3, 1, 6)
+				var seen atomic.Int64
+				c.ksef.setAfter(func(r *http.Request, resp *http.Response) {
+					if match(r, resp) && points[seen.Add(1)] {
+						c.killAndRestart(pipeline.Sender, 200*time.Millisecond)
+					}
+				})
+				return func() string { return fmt.Sprintf("%d SIGKILLs of the sender %s", c.kills(pipeline.Sender), what) }
+			},
+		})
+	}
+	out = append(out,
+		killAt("SIGKILL sender between a batch close and its state write", 11, func(r *http.Request, resp *http.Response) bool {
+			// KSeF closed the session (its package will be processed); the sender has not
+			// recorded it.
+			return resp != nil && resp.StatusCode == http.StatusOK && isPath(r, http.MethodPost, "/v2/sessions/*/close") &&
+				strings.HasPrefix(strings.Split(strings.Trim(r.URL.Path, "/"), "/")[2], "SB")
+		}, "after a batch close"),
+		killAt("SIGKILL sender during a part upload", 12, func(r *http.Request, resp *http.Response) bool {
+			return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/upload/")
+		}, "while a part went up"),
+		onBatch(scenario{
+			name: "SIGKILL poller while it follows batch sessions", n: n, workers: sendPoller,
+			inject: func(t *testing.T, c *cluster, batch []*invoice) func() string {
+				points := killPoints(13, 3, 2, 30)
+				var polls atomic.Int64
+				c.ksef.setAfter(func(r *http.Request, resp *http.Response) {
+					if resp != nil && (isPath(r, http.MethodGet, "/v2/sessions/*/invoices") || isPath(r, http.MethodGet, "/v2/sessions/*")) &&
+						points[polls.Add(1)] {
+						c.killAndRestart(pipeline.Poller, 200*time.Millisecond)
+					}
+				})
+				return func() string { return fmt.Sprintf("%d SIGKILLs of the poller", c.kills(pipeline.Poller)) }
+			},
+		}),
+		onBatch(emulatorScenario("KSeF closes answered 5xx after closing (35%), retries failing (50%)", n,
+			emulator.Faults{AmbiguousRate: 0.35, ServerErrorRate: 0.5, Ops: []ksef.Operation{ksef.OpSessionClose}}, nil)),
+		onBatch(scenario{
+			name: "two sender replicas racing", n: n, workers: []string{pipeline.Sender, pipeline.Sender + "#2", pipeline.Poller},
+		}),
+	)
+	return out
 }
 
 // emulatorScenario is a batch sent to a misbehaving KSeF.

@@ -26,7 +26,7 @@ func downloaderScenario(n int) scenario {
 	const queries = 3
 	var parts atomic.Int64
 	return scenario{
-		name: "SIGKILL downloader during a query download", n: n,
+		name: "SIGKILL downloader during a query download", n: n, online: true,
 		workers: []string{pipeline.Sender, pipeline.Poller, pipeline.Downloader},
 		// Small parts, so that a query has several to download and a kill lands between them.
 		opts: clusterOptions{emulator: emulator.Config{QueryMaxPartSize: 256 << 10}},
@@ -127,7 +127,7 @@ func downloaderScenario(n int) scenario {
 func visualizerScenario(n int) scenario {
 	var uploads atomic.Int64
 	return scenario{
-		name: "SIGKILL visualizer during a PDF upload", n: n,
+		name: "SIGKILL visualizer during a PDF upload", n: n, online: true,
 		workers: []string{pipeline.Sender, pipeline.Poller, pipeline.Visualizer},
 		opts:    clusterOptions{s3Proxy: true, env: map[string]string{"KSEF_VISUALIZE_ACCEPTED": "true", "KSEF_VISUALIZE_FORMAT": "pdf"}},
 		inject: func(t *testing.T, c *cluster, batch []*invoice) func() string {

@@ -2,6 +2,7 @@ package sender
 
 import (
 	"archive/zip"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -16,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/invoicestate"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
@@ -60,6 +62,13 @@ type BatchConfig struct {
 	Interval time.Duration
 	// Open, when set, counts the batch sessions open (from opening to closing).
 	Open Gauge
+	// Deadline is how long after its submission an invoice may wait for a package; past it, it is
+	// failed with a dead letter (default 24 h; KSeF takes offline invoices up to the next working
+	// day, and a queue that long means the context cannot send at all).
+	Deadline time.Duration
+	// ReconcileAfter is how soon the invoices of a package whose close failed, or whose answer
+	// was lost, are reconciled with the session's status (default 5 s).
+	ReconcileAfter time.Duration
 }
 
 func (c BatchConfig) withDefaults() BatchConfig {
@@ -81,6 +90,12 @@ func (c BatchConfig) withDefaults() BatchConfig {
 	if c.Lease <= 0 {
 		c.Lease = 10 * time.Minute
 	}
+	if c.Deadline <= 0 {
+		c.Deadline = 24 * time.Hour
+	}
+	if c.ReconcileAfter <= 0 {
+		c.ReconcileAfter = 5 * time.Second
+	}
 	c.Lease = max(c.Lease, c.Linger+c.Interval+5*time.Second) // a package waits within its invoices' lease
 	return c
 }
@@ -89,38 +104,42 @@ func (c BatchConfig) withDefaults() BatchConfig {
 // while the next one fills. The batch worker's MaxAckPending must allow it.
 func (c BatchConfig) MaxHeld() int { return 2*c.withDefaults().MaxInvoices + 100 }
 
+// MaxAckPending is what the batch worker's consumer needs: the messages held (MaxHeld) and room
+// for the items of ten packages being reconciled (a close whose answer was lost, a package KSeF
+// is still processing): their snoozed messages count toward MaxAckPending too, and must not keep
+// other contexts' invoices out.
+func (c BatchConfig) MaxAckPending() int { return c.MaxHeld() + 10*c.withDefaults().MaxInvoices }
+
 // stateWrites bounds the state writes and publishes of one package done at once.
 const stateWrites = 16
 
 // queueForBatch records that the invoice waits for a batch package and publishes its queue item;
-// the submission is then done with. base is the state the online attempt started from.
-func (s *Sender) queueForBatch(ctx context.Context, ev *events.InvoiceSubmitted, key string, base State) error {
-	_, rev, err := s.states.Get(ctx, key)
-	if err != nil {
-		return fmt.Errorf("reading invoice state: %w", err)
+// the submission is then done with. snap is the record as this handler last wrote or read it: a
+// record that moved on meanwhile is looked at again, never overwritten.
+func (s *Sender) queueForBatch(ctx context.Context, ev *events.InvoiceSubmitted, snap *invoicestate.Snapshot, base invoicestate.State) error {
+	if err := s.states.QueueForBatch(ctx, snap, base, ""); err != nil {
+		return lookAgain(err)
 	}
-	queued := base
-	queued.Status, queued.SessionID, queued.Mode, queued.UpdatedAt = StatusBatchQueued, "", "", s.cfg.Now()
-	ok, err := s.states.Put(ctx, key, &queued, rev)
-	if err != nil {
-		return fmt.Errorf("writing invoice state: %w", err)
-	}
-	if !ok {
-		return worker.Snooze(2 * time.Second) // another replica is handling the same invoice
-	}
-	return s.publishQueued(ctx, ev, &queued)
+	return s.publishQueued(ctx, ev, snap.State)
 }
 
 // publishQueued publishes the queue item of an invoice waiting for a batch; its id is the same
-// for every delivery of the submission, so a redelivery queues it once.
-func (s *Sender) publishQueued(ctx context.Context, ev *events.InvoiceSubmitted, st *State) error {
-	item := &events.BatchQueued{Source: sourceID(st.SourceDigest), Resubmission: st.Resubmission, XML: st.XML,
-		InvoiceHash: st.InvoiceHash, InvoiceNumber: st.InvoiceNumber, Visualize: ev.Visualize}
+// for every delivery of the submission's attempt, so a redelivery queues it once.
+func (s *Sender) publishQueued(ctx context.Context, ev *events.InvoiceSubmitted, st *invoicestate.State) error {
+	item := QueueItem(st)
 	item.Meta = ev.Meta.Next()
+	item.Visualize = item.Visualize || ev.Visualize
 	if err := s.pub.Publish(ctx, item, nil); err != nil {
 		return fmt.Errorf("publishing batch.queued: %w", err)
 	}
 	return nil
+}
+
+// QueueItem is the batch.queued item of an invoice recorded as st (its Meta left to the caller).
+// The poller uses it to put back the invoices of a package KSeF failed as a whole.
+func QueueItem(st *invoicestate.State) *events.BatchQueued {
+	return &events.BatchQueued{Source: sourceID(st.SourceDigest), Resubmission: st.Resubmission, Requeue: st.Requeues,
+		XML: st.XML, InvoiceHash: st.InvoiceHash, InvoiceNumber: st.InvoiceNumber, Visualize: st.Visualize, Offline: st.Offline}
 }
 
 // sourceID is the submission's identity as the queue item carries it: a fixed-size digest of the
@@ -140,7 +159,7 @@ func (s *Sender) HandleBatch(ctx context.Context, m *worker.Message) error {
 	if s.batch == nil {
 		return worker.Snooze(time.Minute) // batches are off here; another replica may take it
 	}
-	return s.batch.handle(ctx, q, m.Hold)
+	return s.batch.handle(ctx, q, m.Hold, m.Deliveries)
 }
 
 // CloseBatch gives up the packages not yet sent (their messages are retried) and waits for
@@ -155,11 +174,11 @@ func (s *Sender) CloseBatch(ctx context.Context) {
 // so a package of 10,000 invoices costs little memory.
 type batchItem struct {
 	q      *events.BatchQueued
-	key    string // state key
-	rev    uint64 // state revision of the assembler's last write
-	state  State
+	snap   *invoicestate.Snapshot // the record as the assembler last wrote it
 	settle func(error)
 }
+
+func (it *batchItem) state() *invoicestate.State { return it.snap.State }
 
 // batcher is the batch assembler: it gathers the queued invoices of each context into packages.
 type batcher struct {
@@ -197,22 +216,23 @@ func newBatcher(s *Sender, cfg BatchConfig, log zerolog.Logger) *batcher {
 
 // handle takes one queue item: into a package when the invoice is waiting for one, else it
 // finishes what an earlier package left (the invoice found sent, or not, in its session).
-func (b *batcher) handle(ctx context.Context, q *events.BatchQueued, hold func() func(error)) error {
+func (b *batcher) handle(ctx context.Context, q *events.BatchQueued, hold func() func(error), deliveries int) error {
 	s := b.s
-	key := StateKey(q.ContextNIP, q.InvoiceID)
-	st, rev, err := s.states.Get(ctx, key)
+	key := invoicestate.Key(q.ContextNIP, q.InvoiceID)
+	snap, err := s.states.Get(ctx, key)
 	if err != nil {
-		return fmt.Errorf("reading invoice state: %w", err)
+		return err
 	}
+	st := snap.State
 	if st == nil || sourceID(st.SourceDigest) != q.Source || st.Resubmission != q.Resubmission {
 		return nil // the invoice was submitted anew since: this item is stale
 	}
 	now := s.cfg.Now()
 	switch {
-	case st.Status == StatusSent:
+	case st.Status == invoicestate.Sent:
 		// The package was sent and the ack lost: announce it again (deduplicated).
 		return s.publishSent(ctx, submittedOf(q), st)
-	case st.Status == StatusBatchQueued:
+	case st.Status == invoicestate.BatchQueued:
 		if b.isHolding(key) {
 			return nil // a second queue item of an invoice already in a package here
 		}
@@ -221,21 +241,20 @@ func (b *batcher) handle(ctx context.Context, q *events.BatchQueued, hold func()
 				return worker.Snooze(b.cfg.Lease - age) // in another assembler's package
 			}
 		}
-	case st.Status == StatusSending && st.Mode == events.ModeBatch:
-		// A package with this invoice was opened as session st.SessionID and not seen through.
-		// Its assembler may still be closing it until its lease and a request's time have passed.
-		if age := now.Sub(st.UpdatedAt); age < b.cfg.Lease+s.cfg.SendLease {
-			return worker.Snooze(b.cfg.Lease + s.cfg.SendLease - age)
+		if b.cfg.Deadline > 0 && !st.SubmittedAt.IsZero() && now.Sub(st.SubmittedAt) > b.cfg.Deadline {
+			return b.fail(ctx, snap, fmt.Sprintf("no batch package took the invoice within %v of its submission", b.cfg.Deadline))
 		}
-		found, listed, err := b.inSession(ctx, q.ContextNIP, st.SessionID, st.InvoiceHash)
+	case st.Status == invoicestate.Sending && st.Mode == events.ModeBatch:
+		// A package with this invoice was declared as session st.SessionID and not seen through
+		// (its close failed or its answer was lost, or its assembler died).
+		v, listed, err := b.inSession(ctx, q.ContextNIP, st.SessionID, st.InvoiceHash)
 		if err != nil {
 			return err
 		}
-		if found {
-			sent := *st
-			sent.Status, sent.UpdatedAt = StatusSent, s.cfg.Now()
-			if _, err := s.states.Put(ctx, key, &sent, rev); err != nil {
-				zerolog.Ctx(ctx).Warn().Err(err).Msg("recording the sent state failed")
+		switch v {
+		case verdictSent:
+			if err := s.states.MarkSent(ctx, snap, ""); err != nil {
+				return lookAgain(err)
 			}
 			// The package's assembler may have died before announcing the session: its UPO is
 			// fetched on session.closed (deduplicated with every other invoice of the package).
@@ -244,37 +263,52 @@ func (b *batcher) handle(ctx context.Context, q *events.BatchQueued, hold func()
 			if err := s.pub.Publish(ctx, closed, nil); err != nil {
 				return fmt.Errorf("publishing session.closed: %w", err)
 			}
-			return s.publishSent(ctx, submittedOf(q), &sent)
+			return s.publishSent(ctx, submittedOf(q), snap.State)
+		case verdictProcessing:
+			if b.cfg.Deadline > 0 && !st.SubmittedAt.IsZero() && now.Sub(st.SubmittedAt) > b.cfg.Deadline {
+				return b.fail(ctx, snap, fmt.Sprintf("batch session %s was still processing its package %v after the invoice's submission", st.SessionID, b.cfg.Deadline))
+			}
+			// Asked again sooner at first: a package is usually processed in seconds, but
+			// may take hours.
+			return worker.Snooze(min(time.Duration(deliveries)*b.cfg.ReconcileAfter, time.Minute))
+		case verdictOpen:
+			// Never closed as far as KSeF says: its assembler may still be uploading or closing
+			// until its lease and a request's time have passed; after that, nothing will close it.
+			if age := now.Sub(st.UpdatedAt); age < b.cfg.Lease+s.cfg.SendLease {
+				return worker.Snooze(b.cfg.Lease + s.cfg.SendLease - age)
+			}
 		}
-		// KSeF never got it: it goes into a new package.
-		st.Attempt++
+		// KSeF never processed it: it goes into a new package.
 	default:
-		// Rejected, or taken back by the submission's own path: nothing to send here.
+		// Rejected, failed, or taken back by the submission's own path: nothing to send here.
 		return nil
 	}
 
-	claim := *st
-	claim.Status, claim.SessionID, claim.Mode, claim.Packer, claim.UpdatedAt = StatusBatchQueued, "", "", b.owner, now
-	if rev, err = b.put(ctx, key, &claim, rev); err != nil {
-		return err
+	if err := s.states.Claim(ctx, snap, b.owner); err != nil {
+		return lookAgain(err) // another assembler took it first
 	}
-	if rev == 0 {
-		return worker.Snooze(time.Second) // another assembler took it first
-	}
-	it := &batchItem{q: q, key: key, rev: rev, state: claim, settle: hold()}
-	if !b.add(q.ContextNIP, it) {
+	it := &batchItem{q: q, snap: snap, settle: hold()}
+	if !b.add(batchKey(q.ContextNIP, st.Offline), it) {
 		b.release([]*batchItem{it}, worker.Snooze(0)) // closing: another assembler takes it
 	}
 	return nil
 }
 
-// put writes st at rev and returns its new revision; 0 when another writer got there first.
-func (b *batcher) put(ctx context.Context, key string, st *State, rev uint64) (uint64, error) {
-	rev, err := b.s.states.Write(ctx, key, st, rev)
-	if err != nil {
-		return 0, fmt.Errorf("writing invoice state: %w", err)
+// fail gives an invoice up with a dead letter saying why, after recording it.
+func (b *batcher) fail(ctx context.Context, snap *invoicestate.Snapshot, reason string) error {
+	if err := b.s.states.Fail(ctx, snap, reason); err != nil {
+		return lookAgain(err)
 	}
-	return rev, nil
+	return worker.DeadLetter(events.KindDeadline, fmt.Errorf("%s; check it with `ksefctl status` (KSeF may have it if a package with it was closed) before submitting it again", reason))
+}
+
+// batchKey is the package a queued invoice goes into: its context's, apart for offline invoices
+// (a batch session is opened for offline invoices or for others).
+func batchKey(nip string, offline bool) string {
+	if offline {
+		return nip + "/offline"
+	}
+	return nip
 }
 
 // submittedOf is what invoice.sent needs of the submission: its identity and Visualize.
@@ -288,7 +322,7 @@ func (b *batcher) isHolding(key string) bool {
 	return b.holding[key]
 }
 
-// add puts an invoice into its context's next package; false when the assembler is closing.
+// add puts an invoice into the next package of its batchKey; false when the assembler is closing.
 func (b *batcher) add(nip string, it *batchItem) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -303,8 +337,8 @@ func (b *batcher) add(nip string, it *batchItem) bool {
 		go b.flushLater(nip, p)
 	}
 	p.items = append(p.items, it)
-	p.size += it.state.XML.Size
-	b.holding[it.key] = true
+	p.size += it.state().XML.Size
+	b.holding[it.snap.Key] = true
 	// The ZIP is never larger than its XMLs and a little per entry; the next invoice may be the
 	// largest KSeF takes.
 	room := b.cfg.MaxPartSize*int64(b.cfg.MaxParts) - int64(len(p.items))*512 - p.size
@@ -348,7 +382,7 @@ func (b *batcher) flushLater(nip string, p *pendingBatch) {
 	defer func() {
 		b.mu.Lock()
 		for _, it := range items {
-			delete(b.holding, it.key)
+			delete(b.holding, it.snap.Key)
 		}
 		b.mu.Unlock()
 	}()
@@ -358,9 +392,9 @@ func (b *batcher) flushLater(nip string, p *pendingBatch) {
 	}
 	// Within the lease of the invoices' claims (the first is the oldest): past it, they may be in
 	// another package.
-	ctx, cancel := context.WithDeadline(b.base, items[0].state.UpdatedAt.Add(b.cfg.Lease))
+	ctx, cancel := context.WithDeadline(b.base, items[0].state().UpdatedAt.Add(b.cfg.Lease))
 	defer cancel()
-	b.send(ctx, nip, items)
+	b.send(ctx, items)
 }
 
 // close stops taking invoices, gives up the packages still gathering, waits for those being sent
@@ -392,15 +426,14 @@ func (b *batcher) takePending() map[string]*pendingBatch {
 	return out
 }
 
-// release settles items that leave a package unsent with err, first taking back their claims
-// (best effort) so that their next delivery need not wait for the lease.
+// release settles items that leave a package that KSeF will never process (not declared, or
+// declared and never closed) with err, first taking back their claims (best effort) so that
+// their next delivery need not wait for the lease.
 func (b *batcher) release(items []*batchItem, err error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(b.base), 30*time.Second)
 	defer cancel()
 	b.each(items, func(it *batchItem) {
-		back := it.state
-		back.Status, back.SessionID, back.Mode, back.Packer, back.UpdatedAt = StatusBatchQueued, "", "", "", b.s.cfg.Now()
-		if ok, perr := b.s.states.Put(ctx, it.key, &back, it.rev); perr != nil || !ok {
+		if perr := b.s.states.Unclaim(ctx, it.snap); perr != nil {
 			zerolog.Ctx(ctx).Debug().Err(perr).Str("invoice_id", it.q.InvoiceID).Msg("taking back a batch claim failed; its lease will end it")
 		}
 		it.settle(err)
@@ -419,9 +452,11 @@ func (b *batcher) each(items []*batchItem, f func(it *batchItem)) {
 
 // send builds, encrypts, declares, uploads and closes one package, then records and announces
 // each of its invoices as sent and settles its queue message. Every item is settled, whatever
-// happens.
-func (b *batcher) send(ctx context.Context, nip string, items []*batchItem) {
-	log := zerolog.Ctx(ctx).With().Str("context_nip", nip).Logger()
+// happens. Once the close was asked for, its invoices are never put in another package by this
+// assembler: whether KSeF processes the package is for its session's status to say.
+func (b *batcher) send(ctx context.Context, items []*batchItem) {
+	nip, offline := items[0].q.ContextNIP, items[0].state().Offline
+	log := zerolog.Ctx(ctx).With().Str("context_nip", nip).Bool("offline", offline).Logger()
 	ctx = log.WithContext(ctx)
 	client, err := b.s.clients(ctx, nip)
 	if err != nil {
@@ -459,10 +494,11 @@ func (b *batcher) send(ctx context.Context, nip string, items []*batchItem) {
 		declared[i] = ksefapi.BatchPartInfo{Ordinal: int32(i + 1), PartSize: p.size, PartHash: p.hash}
 	}
 	opened, err := client.OpenBatchSession(ctx, ksefapi.KsefSessionOpenBatchRequest{
-		InvoiceVersion: ksefapi.V3, EncryptionInfo: info,
+		InvoiceVersion: ksefapi.V3, EncryptionInfo: info, Offline: offline,
 		BatchInfo: ksefapi.BatchInfo{BatchSize: pkg.size, BatchHash: pkg.hash, BatchParts: declared},
 	})
 	if err != nil {
+		// An open whose answer was lost leaves a session nobody closes: KSeF never processes it.
 		b.release(items, ksefconn.Outcome(err, "batch: opening the session"))
 		return
 	}
@@ -482,13 +518,42 @@ func (b *batcher) send(ctx context.Context, nip string, items []*batchItem) {
 		b.release(items, worker.Snooze(0))
 		return
 	}
+	if err := b.upload(ctx, client, opened, parts); err != nil {
+		// Not closed, so never processed: the invoices go into another package at once.
+		b.release(items, fmt.Errorf("batch: uploading session %s: %w", sessionID, err))
+		return
+	}
+	closed, err := client.CloseSession(ctx, sessionID)
+	if err == nil && !closed {
+		err = errors.New("KSeF answered the close with result false")
+	}
+	if err != nil {
+		// The close may have taken effect (an answer lost, a retry refused because the session
+		// is closed already): the invoices stay in this session, and their queue items, back
+		// shortly, learn from ksefSessionStatus and ksefSessionInvoices whether KSeF has them.
+		log.Warn().Err(err).Int("invoices", len(items)).Msg("batch: closing the session failed or its outcome is unknown; reconciling through its status")
+		b.settleAll(items, worker.Snooze(b.cfg.ReconcileAfter))
+		return
+	}
+	log.Info().Int("invoices", len(items)).Int64("bytes", pkg.size).Int("parts", len(parts)).Msg("batch package sent")
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
+	defer cancel()
+	b.each(items, func(it *batchItem) { it.settle(b.announce(sctx, it, sessionID)) })
+	ev := &events.SessionClosed{SessionID: sessionID, Mode: events.ModeBatch, InvoiceCount: len(items)}
+	ev.ContextNIP = nip
+	if err := b.s.pub.Publish(sctx, ev, nil); err != nil {
+		log.Error().Err(err).Msg("publishing session.closed failed; its UPO will not be fetched")
+	}
+}
+
+// upload sends the encrypted parts where KSeF asked for them, a few at once.
+func (b *batcher) upload(ctx context.Context, client *ksef.Client, opened *ksefapi.KsefSessionOpenBatchResponse, parts []packageFile) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(b.cfg.UploadConcurrency)
 	for _, up := range opened.PartUploadRequests {
 		idx := int(up.Ordinal) - 1
 		if idx < 0 || idx >= len(parts) {
-			b.release(items, fmt.Errorf("batch: KSeF asked for part %d of %d", up.Ordinal, len(parts)))
-			return
+			return fmt.Errorf("batch: KSeF asked for part %d of %d", up.Ordinal, len(parts))
 		}
 		g.Go(func() error {
 			f, err := os.Open(parts[idx].path)
@@ -499,35 +564,28 @@ func (b *batcher) send(ctx context.Context, nip string, items []*batchItem) {
 			return client.UploadBatchPart(gctx, up, f, parts[idx].size)
 		})
 	}
-	if err := g.Wait(); err != nil {
-		// Not closed, so never processed: the invoices go into another package at once.
-		b.release(items, fmt.Errorf("batch: uploading session %s: %w", sessionID, err))
-		return
-	}
-	if _, err := client.CloseSession(ctx, sessionID); err != nil && !errors.Is(err, ksef.ErrAmbiguous) {
-		if ctx.Err() != nil {
-			// The close may have reached KSeF: leave the states saying so, for reconciling.
-			b.settleAll(items, ctx.Err())
-			return
+	return g.Wait()
+}
+
+// announce records an invoice of a closed package as sent and publishes invoice.sent. When the
+// record moved on meanwhile, it is announced only if it says sent in this session too.
+func (b *batcher) announce(ctx context.Context, it *batchItem, sessionID string) error {
+	err := b.s.states.MarkSent(ctx, it.snap, "")
+	if errors.Is(err, invoicestate.ErrChanged) {
+		snap, gerr := b.s.states.Get(ctx, it.snap.Key)
+		if gerr != nil {
+			return gerr
 		}
-		b.release(items, ksefconn.Outcome(err, "batch: closing session "+sessionID))
-		return
-	}
-	log.Info().Int("invoices", len(items)).Int64("bytes", pkg.size).Int("parts", len(parts)).Msg("batch package sent")
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
-	defer cancel()
-	b.each(items, func(it *batchItem) {
-		it.state.Status, it.state.UpdatedAt = StatusSent, b.s.cfg.Now()
-		if _, err := b.s.states.Put(sctx, it.key, &it.state, it.rev); err != nil {
-			log.Warn().Err(err).Msg("recording the sent state failed")
+		if snap.State == nil || snap.State.Status != invoicestate.Sent || snap.State.SessionID != sessionID {
+			return nil // another path owns it now
 		}
-		it.settle(b.s.publishSent(sctx, submittedOf(it.q), &it.state))
-	})
-	closed := &events.SessionClosed{SessionID: sessionID, Mode: events.ModeBatch, InvoiceCount: len(items)}
-	closed.ContextNIP = nip
-	if err := b.s.pub.Publish(sctx, closed, nil); err != nil {
-		log.Error().Err(err).Msg("publishing session.closed failed; its UPO will not be fetched")
+		it.snap, err = snap, nil
 	}
+	if err != nil {
+		// The package is closed: the item's redelivery finds the invoice in the session's list.
+		return fmt.Errorf("recording the sent state: %w", err)
+	}
+	return b.s.publishSent(ctx, submittedOf(it.q), it.snap.State)
 }
 
 func (b *batcher) settleAll(items []*batchItem, err error) {
@@ -537,30 +595,34 @@ func (b *batcher) settleAll(items []*batchItem, err error) {
 }
 
 // recordSession moves every invoice from the assembler's claim to "sending in sessionID". When
-// one cannot be moved, it takes the others back and reports false.
+// one cannot be moved, it reports false (the caller takes the others back).
 func (b *batcher) recordSession(ctx context.Context, items []*batchItem, sessionID string) bool {
 	var mu sync.Mutex
 	lost := false
 	b.each(items, func(it *batchItem) {
-		next := it.state
-		next.Status, next.SessionID, next.Mode, next.Packer, next.UpdatedAt = StatusSending, sessionID, events.ModeBatch, "", b.s.cfg.Now()
-		rev, err := b.put(ctx, it.key, &next, it.rev)
-		if err != nil || rev == 0 {
+		if err := b.s.states.StartBatch(ctx, it.snap, sessionID); err != nil {
 			mu.Lock()
 			lost = true
 			mu.Unlock()
-			return
 		}
-		it.state, it.rev = next, rev
 	})
 	return !lost
 }
 
-// inSession reports whether KSeF's list of the batch session holds the invoice with this hash, and
-// how many invoices the list holds. It
-// asks KSeF once per session for every invoice of the package (see sessionFacts); a closed
-// session still unpacking its package is waited for (a snooze).
-func (b *batcher) inSession(ctx context.Context, nip, sessionID, hash string) (found bool, listed int, err error) {
+// verdict is what KSeF says about an invoice of a batch session being reconciled.
+type verdict int
+
+const (
+	verdictOpen       verdict = iota // the session is not closed: nothing of it processed yet
+	verdictProcessing                // closed, the package being processed
+	verdictSent                      // KSeF lists the invoice in the session
+	verdictNotSent                   // processed (or failed as a whole) without the invoice
+)
+
+// inSession says what KSeF did with the invoice of this hash in a batch session, and how many
+// invoices the session lists. It asks KSeF once per session for every invoice of the package
+// (see sessionFacts).
+func (b *batcher) inSession(ctx context.Context, nip, sessionID, hash string) (verdict, int, error) {
 	f, err := b.sessions.get(ctx, sessionID, b.s.cfg.Now, func(ctx context.Context) (*sessionFact, error) {
 		client, err := b.s.clients(ctx, nip)
 		if err != nil {
@@ -569,31 +631,49 @@ func (b *batcher) inSession(ctx context.Context, nip, sessionID, hash string) (f
 		return fetchSessionFact(ctx, client, sessionID)
 	})
 	if err != nil {
-		return false, 0, err
+		return 0, 0, err
 	}
 	if _, ok := f.hashes[hash]; ok {
-		return true, len(f.hashes), nil
+		return verdictSent, len(f.hashes), nil
 	}
-	if f.unpacking {
-		return false, 0, worker.Snooze(5 * time.Second)
-	}
-	return false, len(f.hashes), nil
+	return f.state, len(f.hashes), nil
 }
 
 // sessionFact is what KSeF said about a batch session being reconciled.
 type sessionFact struct {
-	at        time.Time
-	hashes    map[string]struct{}
-	unpacking bool // closed, its package not processed yet
+	at     time.Time
+	hashes map[string]struct{}
+	// state is the session's: open, processing, or final (verdictNotSent for an invoice not
+	// listed).
+	state verdict
 }
 
+// final reports whether the fact cannot change any more.
+func (f *sessionFact) final() bool { return f.state == verdictNotSent }
+
+// fetchSessionFact asks for the session's status first and then for its list, so that a final
+// status comes with the complete list.
 func fetchSessionFact(ctx context.Context, client *ksef.Client, sessionID string) (*sessionFact, error) {
 	f := &sessionFact{hashes: map[string]struct{}{}}
-	list, err := client.SessionInvoices(ctx, sessionID)
+	info, err := client.SessionStatus(ctx, sessionID)
 	if ksef.HasCode(err, ksef.CodeSessionUnknown) {
-		return f, nil // the session never existed for KSeF: nothing was sent in it
+		f.state = verdictNotSent // the session never existed for KSeF: nothing was sent in it
+		return f, nil
 	}
 	if err != nil {
+		return nil, ksefconn.Outcome(err, "batch: reconciling with session "+sessionID)
+	}
+	switch {
+	case info.SessionStatus == ksefapi.Active:
+		f.state = verdictOpen
+		return f, nil
+	case info.Status.Code < 200:
+		f.state = verdictProcessing
+	default:
+		f.state = verdictNotSent
+	}
+	list, err := client.SessionInvoices(ctx, sessionID)
+	if err != nil && !ksef.HasCode(err, ksef.CodeSessionUnknown) {
 		return nil, ksefconn.Outcome(err, "batch: reconciling with session "+sessionID)
 	}
 	for i := range list {
@@ -601,20 +681,12 @@ func fetchSessionFact(ctx context.Context, client *ksef.Client, sessionID string
 			f.hashes[*list[i].InvoiceHash] = struct{}{}
 		}
 	}
-	if len(list) == 0 {
-		// A closed batch session lists its invoices only once it has unpacked the package.
-		info, err := client.SessionStatus(ctx, sessionID)
-		if err != nil {
-			return nil, ksefconn.Outcome(err, "batch: reconciling with session "+sessionID)
-		}
-		f.unpacking = info.SessionStatus == ksefapi.Closed && info.InvoiceCount == 0 && info.Status.Code < 200
-	}
 	return f, nil
 }
 
 // sessionFacts caches sessionFact per session: after a crash thousands of redelivered items ask
-// about the same session, and KSeF limits the requests. Facts about an unpacking session are
-// kept briefly; the final ones (the list of a processed session, or of one never closed) longer.
+// about the same session, and KSeF limits the requests. Facts that can still change are kept
+// briefly; final ones longer.
 type sessionFacts struct {
 	mu    sync.Mutex
 	facts map[string]*sessionFact
@@ -638,7 +710,7 @@ func (c *sessionFacts) get(ctx context.Context, sessionID string, now func() tim
 	f := c.facts[sessionID]
 	c.mu.Unlock()
 	t := now()
-	if f != nil && (t.Sub(f.at) < 2*time.Second || (!f.unpacking && t.Sub(f.at) < 10*time.Minute)) {
+	if f != nil && (t.Sub(f.at) < 2*time.Second || (f.final() && t.Sub(f.at) < 10*time.Minute)) {
 		return f, nil
 	}
 	f, err := fetch(ctx)
@@ -664,9 +736,10 @@ type packageFile struct {
 	hash string
 }
 
-// buildPackage streams the invoices from storage into a ZIP file. An invoice whose object is gone
-// cannot be sent: it is dead-lettered and left out; the others go on. It returns the items in
-// the package.
+// buildPackage writes the invoices from storage into a ZIP file, each exactly the bytes that
+// were validated: an invoice whose object is gone, or whose bytes no longer have the hash
+// validated (replaced meanwhile), is failed with a dead letter and left out; the others go on.
+// It returns the items in the package.
 func (b *batcher) buildPackage(ctx context.Context, dir string, items []*batchItem) (packageFile, []*batchItem, error) {
 	f, err := os.CreateTemp(dir, "package-*.zip")
 	if err != nil {
@@ -676,23 +749,35 @@ func (b *batcher) buildPackage(ctx context.Context, dir string, items []*batchIt
 	d := kcrypto.NewDigest()
 	zw := zip.NewWriter(io.MultiWriter(f, d))
 	in := items[:0:0]
+	var buf bytes.Buffer // one invoice at a time, at most MaxInvoiceSize
 	for _, it := range items {
-		ref := it.state.XML
-		rc, _, err := b.s.store.Get(ctx, ref.Bucket, ref.Key)
-		if errors.Is(err, storage.ErrNotFound) {
-			b.release([]*batchItem{it}, worker.Permanent(fmt.Errorf("batch: the stored invoice is gone: %w", err)))
-			continue
+		st := it.state()
+		buf.Reset()
+		rc, _, err := b.s.store.Get(ctx, st.XML.Bucket, st.XML.Key)
+		if err == nil {
+			_, err = buf.ReadFrom(io.LimitReader(rc, b.s.cfg.MaxInvoiceSize+1))
+			rc.Close()
 		}
-		if err != nil {
-			return packageFile{}, items, fmt.Errorf("batch: reading %s: %w", ref.Key, err)
+		var reason string
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			reason = "the stored invoice " + st.XML.Bucket + "/" + st.XML.Key + " is gone"
+		case err != nil:
+			return packageFile{}, items, fmt.Errorf("batch: reading %s: %w", st.XML.Key, err)
+		case hashBase64(buf.Bytes()) != st.InvoiceHash:
+			reason = "the stored invoice " + st.XML.Bucket + "/" + st.XML.Key + " changed after it was validated"
+		}
+		if reason != "" {
+			b.s.cfg.Log.Warn().Str("invoice_id", it.q.InvoiceID).Str("context_nip", it.q.ContextNIP).Msg(reason)
+			it.settle(b.giveUp(ctx, it, reason))
+			continue
 		}
 		w, err := zw.Create(fmt.Sprintf("%05d.xml", len(in)+1))
 		if err == nil {
-			_, err = io.Copy(w, rc)
+			_, err = w.Write(buf.Bytes())
 		}
-		rc.Close()
 		if err != nil {
-			return packageFile{}, items, fmt.Errorf("batch: reading %s: %w", ref.Key, err)
+			return packageFile{}, items, fmt.Errorf("batch: writing the package: %w", err)
 		}
 		in = append(in, it)
 	}
@@ -700,6 +785,14 @@ func (b *batcher) buildPackage(ctx context.Context, dir string, items []*batchIt
 		return packageFile{}, in, err
 	}
 	return packageFile{path: f.Name(), size: d.Size(), hash: d.Sum()}, in, nil
+}
+
+// giveUp fails an invoice that cannot be sent as validated and returns its dead letter.
+func (b *batcher) giveUp(ctx context.Context, it *batchItem, reason string) error {
+	if err := b.s.states.Fail(ctx, it.snap, reason); err != nil {
+		return lookAgain(err)
+	}
+	return worker.Permanent(fmt.Errorf("batch: %s; the invoice was not sent: submit it again", reason))
 }
 
 // encryptParts splits the package into at most MaxParts pieces of at most MaxPartSize bytes and

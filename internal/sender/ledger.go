@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/ksef-pipeline/ksef-pipeline/internal/invoicestate"
 )
 
 // Registry is a shared key-value store that can also list and delete keys (natsx.CAS).
 type Registry interface {
-	CAS
+	Get(ctx context.Context, key string) ([]byte, uint64, error)
+	Swap(ctx context.Context, key string, value []byte, revision uint64) (bool, error)
 	Keys(ctx context.Context, prefix string) ([]string, error)
 	Delete(ctx context.Context, key string, revision uint64) error
 }
@@ -50,7 +53,7 @@ type LedgerEntry struct {
 const ledgerPrefix = "sess."
 
 func ledgerKey(nip, sessionID string) string {
-	return StateKey(nip, sessionID)[len("inv."):] // same escaping as invoice keys
+	return invoicestate.Key(nip, sessionID)[len("inv."):] // same escaping as invoice keys
 }
 
 // Record writes (or refreshes) the entry of a session this replica holds.

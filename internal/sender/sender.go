@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/invoicestate"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ratelimit"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
@@ -60,7 +61,7 @@ type Sender struct {
 	clients   func(ctx context.Context, nip string) (*ksef.Client, error)
 	batch     *batcher // nil: online only
 	pool      *Pool
-	states    *States
+	states    *invoicestate.Store
 	store     storage.Store
 	validator *fa3.Validator
 	pub       worker.Publisher
@@ -69,7 +70,7 @@ type Sender struct {
 }
 
 // New returns a sender. clients gives the KSeF client of a context (with its token and limiter).
-func New(cfg Config, clients func(ctx context.Context, nip string) (*ksef.Client, error), states *States, store storage.Store, validator *fa3.Validator, pub worker.Publisher) *Sender {
+func New(cfg Config, clients func(ctx context.Context, nip string) (*ksef.Client, error), states *invoicestate.Store, store storage.Store, validator *fa3.Validator, pub worker.Publisher) *Sender {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -125,26 +126,28 @@ func (s *Sender) Handle(ctx context.Context, m *worker.Message) error {
 // Submit sends one submitted invoice, at most once.
 func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error {
 	nip := ev.ContextNIP
-	key := StateKey(nip, ev.InvoiceID)
+	key := invoicestate.Key(nip, ev.InvoiceID)
 	digest := sourceDigest(ev)
-	st, rev, err := s.states.Get(ctx, key)
+	snap, err := s.states.Get(ctx, key)
 	if err != nil {
-		return fmt.Errorf("reading invoice state: %w", err)
+		return err
 	}
-	if st != nil && ev.Resubmission < st.Resubmission {
+	st := snap.State
+	same := st != nil && st.SourceDigest == digest
+	if same && ev.Resubmission < st.Resubmission {
 		return nil // an older delivery of an invoice the pipeline has resubmitted since
 	}
-	if st != nil && st.SourceDigest == digest && ev.Resubmission == st.Resubmission {
+	if same && ev.Resubmission == st.Resubmission {
 		switch st.Status {
-		case StatusSent:
+		case invoicestate.Sent:
 			// Redelivered after the send: publish again (deduplicated by Nats-Msg-Id).
 			return s.publishSent(ctx, ev, st)
-		case StatusRejected:
-			return nil // the rejection was published before the state was written
-		case StatusBatchQueued:
+		case invoicestate.Rejected, invoicestate.Failed:
+			return nil // its terminal event was published before the state was written
+		case invoicestate.BatchQueued:
 			// Queued for a batch before: queue it again (deduplicated); the assembler owns it.
 			return s.publishQueued(ctx, ev, st)
-		case StatusSending:
+		case invoicestate.Sending:
 			if st.Mode == events.ModeBatch {
 				// In a batch package: the assembler sees it through (or reconciles it).
 				return s.publishQueued(ctx, ev, st)
@@ -161,15 +164,27 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 	if err != nil {
 		return err
 	}
+	if rejection == nil && ev.Offline && s.batch == nil {
+		rejection = rejectInput("an offline invoice goes to KSeF only in a batch session opened with offline: true, and batch sessions are off (" + EnvBatchHint + ")")
+	}
 	if rejection != nil {
-		return s.reject(ctx, ev, key, digest, st, rev, rejection)
+		return s.reject(ctx, ev, snap, digest, rejection)
 	}
 	inv, rejection, err := s.validate(ctx, ev, xml)
 	if err != nil {
 		return err
 	}
 	if rejection != nil {
-		return s.reject(ctx, ev, key, digest, st, rev, rejection)
+		return s.reject(ctx, ev, snap, digest, rejection)
+	}
+	if st != nil && (!same || ev.Resubmission > st.Resubmission) {
+		// Another submission under the same ERP id (a corrected invoice), or a resubmission whose
+		// record was not written: a new life.
+		fresh := invoicestate.State{SourceDigest: digest, Resubmission: ev.Resubmission, Attempt: st.Attempt}
+		if err := s.states.Restart(ctx, snap, fresh); err != nil {
+			return lookAgain(err)
+		}
+		st, same = snap.State, true
 	}
 	stored := storedAt(ref)
 	if ref == nil {
@@ -182,7 +197,7 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 	}
 	hash := ref.SHA256 // of these bytes: computed by load, or here for an invoice being stored
 
-	if st != nil && st.SourceDigest == digest && st.Resubmission == ev.Resubmission && st.Status == StatusSending && st.SessionID != "" {
+	if same && st.Resubmission == ev.Resubmission && st.Status == invoicestate.Sending && st.SessionID != "" {
 		// Another handler (a replica, or this worker before a restart) may still be waiting for
 		// KSeF's answer: the session's list cannot tell "in flight" from "lost" until its
 		// request has surely ended.
@@ -200,7 +215,10 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 			}
 			sent := *st
 			sent.XML, sent.InvoiceNumber = ref, inv.InvoiceNumber() // what this delivery loaded
-			return s.markSent(ctx, ev, key, rev, &sent, deref(found.InvoiceId))
+			if err := s.states.MarkSentIn(ctx, snap, sent, deref(found.InvoiceId)); err != nil {
+				return lookAgain(err)
+			}
+			return s.publishSent(ctx, ev, snap.State)
 		}
 	}
 
@@ -208,13 +226,17 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 	if st != nil {
 		attempt = st.Attempt + 1
 	}
-	base := State{Status: StatusQueued, SourceDigest: digest, Resubmission: ev.Resubmission, InvoiceHash: hash,
-		Attempt: attempt, XML: ref, InvoiceNumber: inv.InvoiceNumber()}
-	err = s.sendOnline(ctx, ev, key, rev, base, xml, stored)
+	base := invoicestate.State{SourceDigest: digest, Resubmission: ev.Resubmission, InvoiceHash: hash,
+		Attempt: attempt, XML: ref, InvoiceNumber: inv.InvoiceNumber(), Offline: ev.Offline, Visualize: ev.Visualize}
+	if !ev.Offline {
+		err = s.sendOnline(ctx, ev, snap, base, xml, stored)
+	}
+	// else: the seed's interactive send has no offline mode; offline invoices go in batch
+	// sessions opened with offline: true.
 	ref, serr := stored.wait() // the write reads xml
 	mem.release()              // a batch package reads the stored copy
 	var we *ratelimit.WaitError
-	if !errors.As(err, &we) {
+	if !ev.Offline && !errors.As(err, &we) {
 		return err
 	}
 	if serr != nil {
@@ -226,7 +248,19 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 	}
 	// The context's online budget cannot carry its backlog: this invoice is queued for a batch
 	// package (see HandleBatch) and its submission is done with.
-	return s.queueForBatch(ctx, ev, key, base)
+	return s.queueForBatch(ctx, ev, snap, base)
+}
+
+// EnvBatchHint names the setting that turns batch sessions on, for messages to users.
+const EnvBatchHint = "KSEF_BATCH=true"
+
+// lookAgain turns a lost compare-and-set into a short snooze: another handler moved the invoice
+// on, and the next delivery acts on what it did. Other errors pass.
+func lookAgain(err error) error {
+	if errors.Is(err, invoicestate.ErrChanged) {
+		return worker.Snooze(time.Second + jitter(time.Second))
+	}
+	return err
 }
 
 // jitter spreads invoices waiting for the same request slot, so they do not all come back at once.
@@ -234,8 +268,8 @@ func jitter(d time.Duration) time.Duration { return time.Duration(rand.Int64N(in
 
 // sendOnline sends the invoice in the context's interactive session and, once stored says the
 // XML is stored, records and announces the send. A *ratelimit.WaitError says nothing was sent
-// because the next request slot is too far away.
-func (s *Sender) sendOnline(ctx context.Context, ev *events.InvoiceSubmitted, key string, rev uint64, base State, xml []byte, stored *xmlWrite) error {
+// because the next request slot is too far away (snap is then as the send left it).
+func (s *Sender) sendOnline(ctx context.Context, ev *events.InvoiceSubmitted, snap *invoicestate.Snapshot, base invoicestate.State, xml []byte, stored *xmlWrite) error {
 	nip := ev.ContextNIP
 	lease, err := s.pool.Acquire(ctx, nip)
 	var we *ratelimit.WaitError
@@ -250,20 +284,17 @@ func (s *Sender) sendOnline(ctx context.Context, ev *events.InvoiceSubmitted, ke
 		lease.Release(ctx, false, false)
 		return err
 	}
-	next := base
-	next.Status, next.SessionID, next.Mode, next.UpdatedAt = StatusSending, lease.Session.ID, events.ModeOnline, s.cfg.Now()
-	rev, err = s.states.Write(ctx, key, &next, rev)
-	if err != nil {
+	if err := s.states.StartOnline(ctx, snap, base, lease.Session.ID); err != nil {
 		lease.Release(ctx, false, false)
-		return fmt.Errorf("writing invoice state: %w", err)
-	}
-	if rev == 0 {
-		lease.Release(ctx, false, false)
-		// Another replica is handling the same invoice right now.
-		return worker.Snooze(2 * time.Second)
+		// ErrChanged: another replica is handling the same invoice right now.
+		return lookAgain(err)
 	}
 
-	resp, err := lease.Session.Send(ctx, xml)
+	// The send ends before its lease does, retries included: a redelivery that finds the state
+	// still sending after the lease knows no request of this send is in flight.
+	sctx, cancel := context.WithTimeout(ctx, s.sendDeadline())
+	resp, err := lease.Session.Send(sctx, xml)
+	cancel()
 	if err != nil {
 		var ke *ksef.Error
 		answered := errors.As(err, &ke) && !ke.Temporary() // a definite refusal: nothing was taken
@@ -273,21 +304,22 @@ func (s *Sender) sendOnline(ctx context.Context, ev *events.InvoiceSubmitted, ke
 		if errors.As(err, &we) || (answered && !rejected) {
 			// Nothing left this process, or KSeF refused it: record that, so the next delivery
 			// neither waits for the send lease nor needs to reconcile.
-			queued := base
-			queued.UpdatedAt = s.cfg.Now()
-			if _, perr := s.states.Put(ctx, key, &queued, rev); perr != nil {
+			if perr := s.states.Unsent(ctx, snap); perr != nil {
 				zerolog.Ctx(ctx).Warn().Err(perr).Msg("recording the queued state failed")
+				if errors.As(err, &we) {
+					return lookAgain(perr) // the record moved on: look again rather than batch it
+				}
 			}
 		}
 		switch {
 		case errors.As(err, &we):
 			return we
-		case errors.Is(err, ksef.ErrAmbiguous):
+		case errors.Is(err, ksef.ErrAmbiguous), sctx.Err() != nil && ctx.Err() == nil:
 			// Maybe sent: the next delivery reconciles through ksefSessionInvoices.
 			zerolog.Ctx(ctx).Warn().Err(err).Msg("send outcome unknown; will reconcile before sending again")
 			return worker.Snooze(2 * time.Second)
 		case rejected:
-			return s.reject(ctx, ev, key, base.SourceDigest, &next, rev, &events.InvoiceRejected{
+			return s.reject(ctx, ev, snap, base.SourceDigest, &events.InvoiceRejected{
 				Code: int(ke.Code), Description: ke.Description, Details: nonEmpty(ke.Details), Stage: events.StageSend})
 		case broken:
 			// KSeF ended the session (expired, closed under us): the pool has let it go and
@@ -304,8 +336,13 @@ func (s *Sender) sendOnline(ctx context.Context, ev *events.InvoiceSubmitted, ke
 		// and, after the send lease, finds the send in the session's list.
 		return err
 	}
-	next.XML = ref
-	return s.markSent(ctx, ev, key, rev, &next, resp.Id)
+	snap.State.XML = ref
+	return s.markSent(ctx, ev, snap, resp.Id)
+}
+
+// sendDeadline bounds one send, its retries and waits for limits included, within the send lease.
+func (s *Sender) sendDeadline() time.Duration {
+	return max(s.cfg.SendLease*9/10, s.cfg.SendLease-15*time.Second)
 }
 
 // invoiceFault reports the send errors that are about the invoice itself, so sending it again
@@ -333,7 +370,7 @@ func (s *Sender) sessionEnded(ctx context.Context, lease *Lease, ke *ksef.Error)
 }
 
 // reconcile looks for an earlier attempt in its session's invoice list.
-func (s *Sender) reconcile(ctx context.Context, nip string, st *State, hash string) (*ksefapi.InvoiceInfo, error) {
+func (s *Sender) reconcile(ctx context.Context, nip string, st *invoicestate.State, hash string) (*ksefapi.InvoiceInfo, error) {
 	lease, err := s.pool.Acquire(ctx, nip)
 	if err != nil {
 		return nil, ksefconn.Outcome(err, "opening a KSeF session")
@@ -352,35 +389,26 @@ func (s *Sender) reconcile(ctx context.Context, nip string, st *State, hash stri
 			return &list[i], nil
 		}
 	}
-	if st.Mode == events.ModeBatch {
-		// A closed batch session lists its invoices only once it has unpacked the package.
-		info, err := client.SessionStatus(ctx, st.SessionID)
-		if err != nil {
-			return nil, ksefconn.Outcome(err, "reconciling an earlier batch")
-		}
-		if info.SessionStatus == ksefapi.Closed && info.InvoiceCount == 0 && info.Status.Code < 200 {
-			return nil, worker.Snooze(5 * time.Second)
-		}
-	}
 	return nil, nil
 }
 
-// markSent records a send KSeF took (st describes it) and announces it.
-func (s *Sender) markSent(ctx context.Context, ev *events.InvoiceSubmitted, key string, rev uint64, st *State, invoiceID string) error {
-	sent := *st
-	sent.Status, sent.InvoiceID = StatusSent, invoiceID
-	sent.UpdatedAt = s.cfg.Now()
-	if _, err := s.states.Put(ctx, key, &sent, rev); err != nil {
-		// The send happened; the event below still records it. A redelivery would reconcile.
+// markSent records a send KSeF took and announces it. When the record moved on meanwhile (a
+// corrected invoice submitted under the same id), the send is still announced: KSeF has it, and
+// the poller follows it to its outcome.
+func (s *Sender) markSent(ctx context.Context, ev *events.InvoiceSubmitted, snap *invoicestate.Snapshot, invoiceID string) error {
+	sent := *snap.State
+	sent.Status, sent.InvoiceID, sent.UpdatedAt = invoicestate.Sent, invoiceID, s.cfg.Now()
+	if err := s.states.MarkSent(ctx, snap, invoiceID); err != nil {
+		// The send happened; the event below still records it.
 		zerolog.Ctx(ctx).Warn().Err(err).Msg("recording the sent state failed")
 	}
 	return s.publishSent(ctx, ev, &sent)
 }
 
-func (s *Sender) publishSent(ctx context.Context, ev *events.InvoiceSubmitted, st *State) error {
+func (s *Sender) publishSent(ctx context.Context, ev *events.InvoiceSubmitted, st *invoicestate.State) error {
 	out := &events.InvoiceSent{KsefInvoiceID: st.InvoiceID, SessionID: st.SessionID, Mode: st.Mode,
 		InvoiceHash: st.InvoiceHash, SentAt: events.At(st.UpdatedAt), XML: st.XML, InvoiceNumber: st.InvoiceNumber,
-		Visualize: ev.Visualize}
+		Visualize: ev.Visualize || st.Visualize}
 	out.Meta = ev.Meta.Next()
 	if err := s.pub.Publish(ctx, out, nil); err != nil {
 		return fmt.Errorf("publishing invoice.sent: %w", err)
@@ -388,18 +416,23 @@ func (s *Sender) publishSent(ctx context.Context, ev *events.InvoiceSubmitted, s
 	return nil
 }
 
-func (s *Sender) reject(ctx context.Context, ev *events.InvoiceSubmitted, key, digest string, st *State, rev uint64, r *events.InvoiceRejected) error {
+// reject publishes invoice.rejected and records it. A record of another submission under the
+// same id is left alone (its life goes on); the rejection is of this one.
+func (s *Sender) reject(ctx context.Context, ev *events.InvoiceSubmitted, snap *invoicestate.Snapshot, digest string, r *events.InvoiceRejected) error {
 	r.Meta = ev.Meta.Next()
 	if err := s.pub.Publish(ctx, r, nil); err != nil {
 		return fmt.Errorf("publishing invoice.rejected: %w", err)
 	}
 	zerolog.Ctx(ctx).Info().Int("code", r.Code).Str("stage", r.Stage).Str("reason", r.Description).Msg("invoice rejected")
-	attempt := 0
-	if st != nil {
-		attempt = st.Attempt
+	if snap.State != nil && snap.State.SourceDigest != digest {
+		return nil
 	}
-	rejected := &State{Status: StatusRejected, SourceDigest: digest, Resubmission: ev.Resubmission, Attempt: attempt, UpdatedAt: s.cfg.Now()}
-	if _, err := s.states.Put(ctx, key, rejected, rev); err != nil {
+	attempt := 0
+	if snap.State != nil {
+		attempt = snap.State.Attempt
+	}
+	rejected := invoicestate.State{SourceDigest: digest, Resubmission: ev.Resubmission, Attempt: attempt, Reason: r.Description}
+	if err := s.states.Reject(ctx, snap, rejected); err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Msg("recording the rejected state failed")
 	}
 	return nil

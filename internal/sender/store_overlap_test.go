@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/invoicestate"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/sender"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
@@ -85,7 +86,7 @@ func TestInlineXMLStoredBeforeSentIsPublished(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	states := sender.NewStates(natsx.NewCAS(kv))
+	states := invoicestate.NewStore(natsx.NewCAS(kv), nil)
 
 	seller := demo.Sellers[0]
 	em, client := startEmulator(t, seller)
@@ -136,8 +137,8 @@ func TestInlineXMLStoredBeforeSentIsPublished(t *testing.T) {
 				if sent, _ := pub.published(); len(sent) != 0 {
 					t.Fatalf("invoice.sent published though its XML was not stored: %+v", sent[0])
 				}
-				st, _, gerr := states.Get(ctx, sender.StateKey(seller, ev.InvoiceID))
-				if gerr != nil || st == nil || st.Status != sender.StatusSending || st.SessionID == "" {
+				st, gerr := states.State(ctx, invoicestate.Key(seller, ev.InvoiceID))
+				if gerr != nil || st == nil || st.Status != invoicestate.Sending || st.SessionID == "" {
 					t.Fatalf("state after the failed write: %+v %v, want sending in a session", st, gerr)
 				}
 				if n := em.SendCount(seller, req.InvoiceNumber, hash); n != 1 {
@@ -159,8 +160,8 @@ func TestInlineXMLStoredBeforeSentIsPublished(t *testing.T) {
 			if sent[0].InvoiceHash != hash || sent[0].XML.SHA256 != hash {
 				t.Fatalf("invoice.sent hashes %s / %s, want %s", sent[0].InvoiceHash, sent[0].XML.SHA256, hash)
 			}
-			st, _, err := states.Get(ctx, sender.StateKey(seller, ev.InvoiceID))
-			if err != nil || st == nil || st.Status != sender.StatusSent || st.XML == nil || *st.XML != *sent[0].XML {
+			st, err := states.State(ctx, invoicestate.Key(seller, ev.InvoiceID))
+			if err != nil || st == nil || st.Status != invoicestate.Sent || st.XML == nil || *st.XML != *sent[0].XML {
 				t.Fatalf("state: %+v %v, want sent pointing at %+v", st, err, sent[0].XML)
 			}
 			if n := em.SendCount(seller, req.InvoiceNumber, hash); n != 1 {

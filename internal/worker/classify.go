@@ -25,7 +25,7 @@ func DeadLetterKind(err error) events.ErrorKind {
 	case errors.As(err, &dl):
 		switch dl.kind {
 		case events.KindMalformed, events.KindUnknownVersion, events.KindInvalid,
-			events.KindPermanent, events.KindMaxDeliver, events.KindPanic:
+			events.KindPermanent, events.KindMaxDeliver, events.KindPanic, events.KindDeadline:
 			return dl.kind
 		}
 		return events.KindPermanent

@@ -130,6 +130,7 @@ const (
 	KindPermanent      ErrorKind = "permanent"       // handler said it can never succeed
 	KindMaxDeliver     ErrorKind = "max_deliver"     // failure budget exhausted
 	KindPanic          ErrorKind = "panic"           // budget exhausted, last failure a panic
+	KindDeadline       ErrorKind = "deadline"        // no outcome before the invoice's deadline
 )
 
 // InvoiceSubmitted asks the pipeline to send an invoice to KSeF. Exactly
@@ -328,6 +329,11 @@ type BatchQueued struct {
 	// since is stale.
 	Source       string `msgpack:"source"`
 	Resubmission int    `msgpack:"resubmission,omitempty"`
+	// Requeue counts the times a package KSeF failed as a whole put the invoice back in the
+	// queue (0 for the first queueing): each is an item of its own.
+	Requeue int `msgpack:"requeue,omitempty"`
+	// Offline: the invoice goes in a batch session opened with offline: true.
+	Offline bool `msgpack:"offline,omitempty"`
 	// XML is the stored invoice, InvoiceHash its SHA-256 and InvoiceNumber its P_2.
 	XML           *ObjectRef `msgpack:"xml"`
 	InvoiceHash   string     `msgpack:"invoice_hash"`

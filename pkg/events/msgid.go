@@ -92,6 +92,9 @@ func (e *BatchQueued) key() string {
 	if e.Resubmission > 0 {
 		k = join(k, "r"+strconv.Itoa(e.Resubmission))
 	}
+	if e.Requeue > 0 {
+		k = join(k, "q"+strconv.Itoa(e.Requeue))
+	}
 	return k
 }
 

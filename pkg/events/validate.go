@@ -360,7 +360,7 @@ func (e *DeadLettered) Validate() error {
 		checkID("original_subject", e.OriginalSubject),
 		checkOneOf("error_kind", string(e.ErrorKind),
 			string(KindMalformed), string(KindUnknownVersion), string(KindInvalid),
-			string(KindPermanent), string(KindMaxDeliver), string(KindPanic)),
+			string(KindPermanent), string(KindMaxDeliver), string(KindPanic), string(KindDeadline)),
 		checkCount("deliveries", e.Deliveries),
 		checkID("stage", e.Stage),
 		checkReason(e.Reason),
