@@ -31,7 +31,7 @@ type NATSCluster struct {
 }
 
 // NewNATSCluster reserves ports and directories for n nodes without starting them (Start,
-// StartAll).
+// StartAll; or NodeConfig and RunNATSNode in processes of their own).
 func NewNATSCluster(t testing.TB, n int) *NATSCluster {
 	t.Helper()
 	c := &NATSCluster{t: t, name: "ksef-test", dir: t.TempDir(), nodes: make([]*server.Server, n)}
@@ -122,47 +122,80 @@ func (c *NATSCluster) StartAll() {
 	}
 }
 
-// Start starts node i (again, after Stop: the same peer, ports and storage) unless it runs.
+// NATSNodeConfig is one node of a NATSCluster: what RunNATSNode needs to start it, in this
+// process or another.
+type NATSNodeConfig struct {
+	Name       string `json:"name"`    // server name
+	Cluster    string `json:"cluster"` // cluster name
+	Dir        string `json:"dir"`     // JetStream store directory
+	ClientPort int    `json:"client_port"`
+	RoutePort  int    `json:"route_port"`
+	Routes     []int  `json:"routes"` // the other nodes' route ports
+}
+
+// NodeConfig returns node i's configuration.
+func (c *NATSCluster) NodeConfig(i int) NATSNodeConfig {
+	var routes []int
+	for j, p := range c.routes {
+		if j != i {
+			routes = append(routes, p)
+		}
+	}
+	return NATSNodeConfig{Name: c.ServerName(i), Cluster: c.name, Dir: filepath.Join(c.dir, c.ServerName(i)),
+		ClientPort: c.clients[i], RoutePort: c.routes[i], Routes: routes}
+}
+
+// RunNATSNode starts a node (a real nats-server with JetStream, clustered) and waits until it
+// accepts client connections; it retries for a while if its port is still held by a node that
+// just stopped.
+func RunNATSNode(n NATSNodeConfig) (*server.Server, error) {
+	var routes []*url.URL
+	for _, p := range n.Routes {
+		routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", p)})
+	}
+	opts := &server.Options{
+		ServerName: n.Name,
+		Host:       "127.0.0.1",
+		Port:       n.ClientPort,
+		JetStream:  true,
+		StoreDir:   n.Dir,
+		NoSigs:     true,
+		NoLog:      true,
+		Cluster:    server.ClusterOpts{Name: n.Cluster, Host: "127.0.0.1", Port: n.RoutePort},
+		Routes:     routes,
+	}
+	var err error
+	for range 20 {
+		var s *server.Server
+		if s, err = server.NewServer(opts); err != nil {
+			return nil, fmt.Errorf("testenv: NATS node %s: %w", n.Name, err)
+		}
+		go s.Start()
+		if s.ReadyForConnections(10 * time.Second) {
+			return s, nil
+		}
+		s.Shutdown()
+		s.WaitForShutdown()
+		err = fmt.Errorf("testenv: NATS node %s not ready on port %d", n.Name, n.ClientPort)
+		time.Sleep(250 * time.Millisecond)
+	}
+	return nil, err
+}
+
+// Start starts node i in this process (again, after Stop: the same peer, ports and storage)
+// unless it runs.
 func (c *NATSCluster) Start(i int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.nodes[i] != nil {
 		return nil
 	}
-	var routes []*url.URL
-	for j, p := range c.routes {
-		if j != i {
-			routes = append(routes, &url.URL{Scheme: "nats-route", Host: fmt.Sprintf("127.0.0.1:%d", p)})
-		}
+	s, err := RunNATSNode(c.NodeConfig(i))
+	if err != nil {
+		return err
 	}
-	opts := &server.Options{
-		ServerName: c.ServerName(i),
-		Host:       "127.0.0.1",
-		Port:       c.clients[i],
-		JetStream:  true,
-		StoreDir:   filepath.Join(c.dir, c.ServerName(i)),
-		NoSigs:     true,
-		NoLog:      true,
-		Cluster:    server.ClusterOpts{Name: c.name, Host: "127.0.0.1", Port: c.routes[i]},
-		Routes:     routes,
-	}
-	var err error
-	for range 20 { // a port may be held for a moment after a shutdown
-		var s *server.Server
-		if s, err = server.NewServer(opts); err != nil {
-			return fmt.Errorf("testenv: NATS node %s: %w", opts.ServerName, err)
-		}
-		go s.Start()
-		if s.ReadyForConnections(10 * time.Second) {
-			c.nodes[i] = s
-			return nil
-		}
-		s.Shutdown()
-		s.WaitForShutdown()
-		err = fmt.Errorf("testenv: NATS node %s not ready on port %d", opts.ServerName, opts.Port)
-		time.Sleep(250 * time.Millisecond)
-	}
-	return err
+	c.nodes[i] = s
+	return nil
 }
 
 // Stop shuts node i down (a no-op when it is not running).
