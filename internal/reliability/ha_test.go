@@ -3,6 +3,8 @@ package reliability
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,7 +18,10 @@ import (
 )
 
 // haBatch also runs the cluster rows on the volume path (onBatch: batch sessions and production
-// limits), as rows of their own marked [batch].
+// limits), as rows of their own marked [batch]. Off: on 2026-12-07 (main at 1f9adc8) the row
+// that loses the node for good ended twice with an invoice or two without an outcome (never
+// received by KSeF, no dead letter) on the batch path, while the online rows pass; see the
+// branch i14ha's report.
 const haBatch = false
 
 // haNodes is the size of the rows' JetStream cluster; the stream and every bucket have that many
@@ -53,6 +58,9 @@ func haScenario(n int, restartAfter time.Duration) scenario {
 		opts:    clusterOptions{natsNodes: haNodes},
 		timeout: 4 * time.Minute,
 		inject: func(t *testing.T, c *cluster, batch []*invoice) func() string {
+			if dir := os.Getenv(envKeepLogs); dir != "" {
+				t.Cleanup(func() { c.keepLogs(t, dir) })
+			}
 			done := make(chan struct{})
 			var note string
 			go func() {
@@ -66,6 +74,22 @@ func haScenario(n int, restartAfter time.Duration) scenario {
 			return func() string { <-done; return note }
 		},
 	}
+}
+
+// envKeepLogs names a directory where a failed cluster row leaves its workers' whole logs.
+const envKeepLogs = "KSEF_RELIABILITY_KEEP_LOGS"
+
+// keepLogs writes the workers' logs to dir when the test failed.
+func (c *cluster) keepLogs(t *testing.T, dir string) {
+	if !t.Failed() {
+		return
+	}
+	path := filepath.Join(dir, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+".log")
+	if err := os.WriteFile(path, []byte(c.logs()), 0o644); err != nil {
+		t.Log(err)
+		return
+	}
+	t.Logf("the workers' logs are in %s", path)
 }
 
 // stateBucket is the stream of the pipeline's state bucket.
