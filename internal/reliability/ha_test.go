@@ -84,8 +84,28 @@ func (c *cluster) keepLogs(t *testing.T, dir string) {
 	if !t.Failed() {
 		return
 	}
+	var b strings.Builder
+	b.WriteString(c.logs())
+	// The events (type, sequence, invoice) and every invoice's state, to follow one that got lost.
+	evs, _ := c.events.snapshot()
+	for _, d := range evs {
+		if d.Event != nil {
+			fmt.Fprintf(&b, "EVENT %d %s %s\n", d.Seq, d.Event.EventType(), d.Event.Common().InvoiceID)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if kv, err := c.js.KeyValue(ctx, natsx.StreamName(c.cfg.SubjectPrefix)+"_STATE"); err == nil {
+		if keys, err := kv.ListKeys(ctx); err == nil {
+			for k := range keys.Keys() {
+				if e, err := kv.Get(ctx, k); err == nil {
+					fmt.Fprintf(&b, "STATE %s rev %d %s\n", k, e.Revision(), e.Value())
+				}
+			}
+		}
+	}
 	path := filepath.Join(dir, strings.NewReplacer("/", "_", " ", "_").Replace(t.Name())+".log")
-	if err := os.WriteFile(path, []byte(c.logs()), 0o644); err != nil {
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Log(err)
 		return
 	}
