@@ -47,7 +47,7 @@ type options struct {
 	addr, tokens, tokensFile, dataDir, baseURL, logLevel, logFormat string
 	limits                                                          string
 	multiplier                                                      float64
-	faultOps                                                        string
+	faultOps, packageFailCodes, cancelCodes                         string
 	cfg                                                             emulator.Config
 }
 
@@ -111,12 +111,21 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.Float64Var(&f.TooManyRate, "fault-429-rate", 0, "share of calls answered 429")
 	fs.DurationVar(&f.RetryAfter, "fault-retry-after", time.Second, "Retry-After of injected 429s")
 	fs.Float64Var(&f.ServerErrorRate, "fault-5xx-rate", 0, "share of calls answered 5xx (HTML 502/503, empty 503, JSON 500) without effect")
-	fs.Float64Var(&f.AmbiguousRate, "fault-ambiguous-rate", 0, "share of sends and closes that take effect but answer 5xx")
+	fs.Float64Var(&f.AmbiguousRate, "fault-ambiguous-rate", 0, "share of sends and closes that take effect but answer 5xx (a batch session closed again then gets 400 1106)")
 	fs.Float64Var(&f.StuckRate, "fault-stuck-rate", 0, "share of invoices stuck at 150")
 	fs.DurationVar(&f.StuckFor, "fault-stuck-for", time.Hour, "how long stuck invoices stay at 150")
 	fs.Float64Var(&f.EarlyExpiryRate, "fault-early-expiry-rate", 0, "share of interactive sessions that expire early")
 	fs.DurationVar(&f.EarlyExpiry, "fault-early-expiry", time.Minute, "lifetime of sessions that expire early")
 	fs.StringVar(&o.faultOps, "fault-ops", "", "operations the call faults apply to, comma separated (default all; batchPartUpload only when listed)")
+	fs.Float64Var(&f.PackageFailRate, "fault-package-fail-rate", 0, "share of closed batch sessions failing as a whole, none of their invoices processed")
+	fs.StringVar(&o.packageFailCodes, "fault-package-fail-codes", "405,420,430,435", "session statuses failed packages end with, comma separated (from 405, 415, 420, 430, 435, 500)")
+	fs.Float64Var(&f.BatchOpenFailRate, "fault-batch-open-fail-rate", 0, "share of batch sessions failing with 415 right after opening, never processed even when closed")
+	fs.Float64Var(&f.CancelRate, "fault-cancel-rate", 0, "share of invoices (online and batch) passing every check but the duplicate one that end with a --fault-cancel-codes status instead")
+	fs.StringVar(&o.cancelCodes, "fault-cancel-codes", "405,500,550", "invoice statuses cancelled invoices end with, comma separated (from 405, 500, 550)")
+	fs.Float64Var(&f.BatchStuckRate, "fault-batch-stuck-rate", 0, "share of closed batch sessions staying at 150, listing no invoices, for --fault-batch-stuck-for")
+	fs.DurationVar(&f.BatchStuckFor, "fault-batch-stuck-for", 0, "how long stuck batch sessions stay at 150 (default: --fault-stuck-for)")
+	fs.Float64Var(&f.UploadHangRate, "fault-upload-hang-rate", 0, "share of batch part uploads hanging --fault-upload-hang-for, alternately before storing the part (then 504) and after (then 201)")
+	fs.DurationVar(&f.UploadHangFor, "fault-upload-hang-for", time.Minute, "how long hanging part uploads hang")
 
 	if err := fs.Parse(args[min(1, len(args)):]); err != nil {
 		return nil, err
@@ -173,10 +182,15 @@ func (o *options) complete(getenv func(string) string) error {
 	if c.Limits.LockoutAfter == 0 {
 		c.Limits.LockoutAfter = -1 // the flag's 0 means none, not the library default
 	}
-	for _, r := range []float64{c.Faults.SlowRate, c.Faults.TooManyRate, c.Faults.ServerErrorRate, c.Faults.AmbiguousRate, c.Faults.StuckRate, c.Faults.EarlyExpiryRate} {
-		if r < 0 || r > 1 {
-			return fmt.Errorf("fault rates are shares between 0 and 1, got %v", r)
-		}
+	var err error
+	if c.Faults.PackageFailCodes, err = parseCodes(o.packageFailCodes); err != nil {
+		return fmt.Errorf("--fault-package-fail-codes: %w", err)
+	}
+	if c.Faults.CancelCodes, err = parseCodes(o.cancelCodes); err != nil {
+		return fmt.Errorf("--fault-cancel-codes: %w", err)
+	}
+	if err := c.Faults.Check(); err != nil {
+		return err
 	}
 	known := map[ksef.Operation]bool{ksef.OpBatchPartUpload: true}
 	for _, op := range ksef.Operations() {
@@ -255,4 +269,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	return e.Close()
+}
+
+// parseCodes reads a comma-separated list of status codes.
+func parseCodes(s string) ([]int, error) {
+	var codes []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a status code", f)
+		}
+		codes = append(codes, n)
+	}
+	return codes, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,8 +89,29 @@ func TestFlags(t *testing.T) {
 	if err != nil || !o.cfg.Limits.Disabled || o.cfg.SchemaDir != "/s" {
 		t.Errorf("from the environment: %v %+v", err, o.cfg.Limits)
 	}
+	o, err = parseFlags(append(ok, "--fault-package-fail-rate", "0.5", "--fault-package-fail-codes", "415, 500", "--fault-cancel-rate", "0.1",
+		"--fault-cancel-codes", "550", "--fault-batch-open-fail-rate", "0.2", "--fault-batch-stuck-rate", "0.3", "--fault-stuck-for", "10m",
+		"--fault-upload-hang-rate", "0.4", "--fault-upload-hang-for", "5s"), envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := o.cfg.Faults
+	if f.PackageFailRate != 0.5 || !slices.Equal(f.PackageFailCodes, []int{415, 500}) || f.CancelRate != 0.1 || !slices.Equal(f.CancelCodes, []int{550}) ||
+		f.BatchOpenFailRate != 0.2 || f.BatchStuckRate != 0.3 || f.BatchStuckFor != 0 || f.UploadHangRate != 0.4 || f.UploadHangFor != 5*time.Second {
+		t.Errorf("faults %+v", f)
+	}
+	// Unset, the code lists are the documented defaults.
+	o, _ = parseFlags(ok, envOf(nil), io.Discard)
+	if f := o.cfg.Faults; !slices.Equal(f.PackageFailCodes, []int{405, 420, 430, 435}) || !slices.Equal(f.CancelCodes, []int{405, 500, 550}) {
+		t.Errorf("default codes %v %v", f.PackageFailCodes, f.CancelCodes)
+	}
 	for _, args := range [][]string{
 		{"x"},
+		append(ok, "--fault-package-fail-codes", "200"),
+		append(ok, "--fault-package-fail-codes", "x"),
+		append(ok, "--fault-cancel-codes", "430"),
+		append(ok, "--fault-cancel-rate", "-0.1"),
+		append(ok, "--fault-upload-hang-rate", "1.5"),
 		append(ok, "--limits", "fast"),
 		append(ok, "--fault-5xx-rate", "2"),
 		append(ok, "--fault-ops", "nope"),
@@ -103,7 +125,14 @@ func TestFlags(t *testing.T) {
 			t.Errorf("%q: error shows the token: %v", args, err)
 		}
 	}
-	if _, err := parseFlags([]string{"x", "-h"}, envOf(nil), io.Discard); !errors.Is(err, flag.ErrHelp) {
+	var help strings.Builder
+	if _, err := parseFlags([]string{"x", "-h"}, envOf(nil), &help); !errors.Is(err, flag.ErrHelp) {
 		t.Errorf("-h: %v", err)
+	}
+	for _, name := range []string{"fault-package-fail-rate", "fault-package-fail-codes", "fault-batch-open-fail-rate", "fault-cancel-rate",
+		"fault-cancel-codes", "fault-batch-stuck-rate", "fault-batch-stuck-for", "fault-upload-hang-rate", "fault-upload-hang-for"} {
+		if !strings.Contains(help.String(), "-"+name+" ") {
+			t.Errorf("-h does not list --%s", name)
+		}
 	}
 }

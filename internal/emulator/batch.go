@@ -60,6 +60,10 @@ func (a *api) KsefSessionOpenBatch(ctx context.Context, req ksefapi.KsefSessionO
 		key:         key,
 		iv:          iv,
 	}
+	if e.faults.batchOpenFail() {
+		e.stats.fault("batchOpenFail")
+		s.BatchDone, s.BatchStatus, s.BatchEnded = true, sessionKeyDecrypt, now
+	}
 	e.sessions[s.ID] = s
 	e.logSession(s)
 	e.mu.Unlock()
@@ -136,6 +140,16 @@ func checkHash(s, what string) *apiError {
 // 400 for bad data, 401 for a wrong upload token, 403 when the session no longer takes parts.
 // The part is streamed to disk while hashed, in constant memory.
 func (e *Emulator) handleUpload(w http.ResponseWriter, r *http.Request) {
+	hang, afterStore := e.faults.uploadHang()
+	if hang && !afterStore {
+		// The service never reads the part; the proxy in front gives up after the hang.
+		e.stats.fault("uploadHang")
+		e.cfg.Sleep(r.Context(), e.cfg.Faults.UploadHangFor)
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusGatewayTimeout)
+		io.WriteString(w, html504)
+		return
+	}
 	id := r.PathValue("sessionId")
 	ord64, perr := strconv.ParseInt(r.PathValue("ordinal"), 10, 32)
 	now := e.now()
@@ -188,6 +202,11 @@ func (e *Emulator) handleUpload(w http.ResponseWriter, r *http.Request) {
 	if old != "" {
 		os.Remove(old)
 	}
+	if hang {
+		e.stats.fault("uploadHang")
+		// Stored, but the answer comes late: a client that gave up cannot tell.
+		e.cfg.Sleep(r.Context(), e.cfg.Faults.UploadHangFor)
+	}
 	w.WriteHeader(http.StatusCreated)
 }
 
@@ -231,11 +250,17 @@ func sizeText(n, declared int64) string {
 
 // processBatch runs after a batch session is closed: it decrypts the parts in order into the
 // package, checks the package's size and hash, unzips it and processes every invoice like an
-// interactive one. A package-level failure ends the session with 405, 420, 430 or 435.
-func (e *Emulator) processBatch(s *session, parts map[int32]string) {
+// interactive one. A package-level failure ends the session with 405, 420, 430 or 435; an
+// injected one (fail, non-zero) with its status, before anything is processed.
+func (e *Emulator) processBatch(s *session, parts map[int32]string, fail int) {
 	dir := filepath.Join(e.tempDir, "batch", s.ID)
 	defer os.RemoveAll(dir)
-	status, detail := e.unpackBatch(s, parts, dir)
+	status, detail := fail, ""
+	if fail != 0 {
+		e.stats.fault("packageFail")
+	} else {
+		status, detail = e.unpackBatch(s, parts, dir)
+	}
 	e.mu.Lock()
 	s.BatchDone, s.BatchStatus, s.BatchDetail, s.BatchEnded = true, status, detail, e.now()
 	e.logSession(s)
@@ -286,7 +311,8 @@ func (e *Emulator) unpackBatch(s *session, parts map[int32]string, dir string) (
 		}
 		xml, rerr := readEntry(f, e.cfg.MaxInvoiceSize)
 		e.mu.Lock()
-		inv := e.newInvoice(s, e.now())
+		// A stuck batch's invoices are received when it shows its processing.
+		inv := e.newInvoice(s, later(s.BatchDue, e.now()))
 		e.mu.Unlock()
 		switch {
 		case rerr != nil:

@@ -3,6 +3,8 @@ package emulator
 import (
 	"context"
 	"crypto/rsa"
+	"fmt"
+	"slices"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -148,7 +150,8 @@ type Faults struct {
 	// HTML 502 page, an HTML 503 page, an empty 503 and a JSON 500 Error.
 	ServerErrorRate float64
 	// AmbiguousRate is the share of ksefInvoiceSend and ksefSessionClose calls that take effect
-	// but are answered 5xx (an HTML 502 page or a JSON 500 Error).
+	// but are answered 5xx (an HTML 502 page or a JSON 500 Error). A retry of such a batch close
+	// fails: a batch session closed twice answers 400 1106.
 	AmbiguousRate float64
 	// StuckRate is the share of invoices that stay at 150 for StuckFor longer (default 1 h).
 	StuckRate float64
@@ -160,6 +163,61 @@ type Faults struct {
 	// Ops restricts the call faults (latency, slow, 429, 5xx) to these operations; empty means
 	// every API operation. Batch part uploads are included only when listed.
 	Ops []ksef.Operation
+
+	// PackageFailRate is the share of closed batch sessions whose package fails as a whole:
+	// the session ends with a status drawn from PackageFailCodes (default 405, 420, 430, 435;
+	// allowed also 415 and 500) and none of its invoices is processed, listed or counted in
+	// Stats.Sends.
+	PackageFailRate  float64
+	PackageFailCodes []int
+	// BatchOpenFailRate is the share of batch sessions that fail right after opening with
+	// status 415 (Błąd odszyfrowania dostarczonego klucza). Their parts are still taken and
+	// their close answers true, but the package is never processed.
+	BatchOpenFailRate float64
+	// CancelRate is the share of invoices, interactive and batch, that pass every check before
+	// the duplicate check but end with a status drawn from CancelCodes instead of 200 or 440
+	// (default 405, 500 and 550, the statuses ksef.StatusCode.Retryable calls "send again"). A
+	// cancelled invoice gets no KSeF number, is not the original of a later 440 and is not
+	// counted in Stats.Sends, so the same invoice sent again can be accepted.
+	CancelRate  float64
+	CancelCodes []int
+	// BatchStuckRate is the share of closed batch sessions that stay at 150, listing no
+	// invoices, for BatchStuckFor (default StuckFor) before they show their processing.
+	BatchStuckRate float64
+	BatchStuckFor  time.Duration
+	// UploadHangRate is the share of batch part uploads that hang for UploadHangFor (default
+	// 1 min, nginx's proxy timeout) before answering, alternately without storing the part
+	// (then answered with an HTML 504 page) and after storing it (then answered 201). A client
+	// that gives up earlier ends the hang.
+	UploadHangRate float64
+	UploadHangFor  time.Duration
+}
+
+// Statuses the package and invoice faults may end with.
+var (
+	packageFailCodes = []int{sessionBadParts, sessionKeyDecrypt, sessionTooMany, sessionUnzip, sessionDecrypt, int(ksef.StatusUnknown)}
+	cancelCodes      = []ksef.StatusCode{ksef.StatusSessionError, ksef.StatusUnknown, ksef.StatusCancelled}
+)
+
+// Check refuses rates outside [0, 1] and codes the faults cannot produce.
+func (f *Faults) Check() error {
+	for _, r := range []float64{f.SlowRate, f.TooManyRate, f.ServerErrorRate, f.AmbiguousRate, f.StuckRate, f.EarlyExpiryRate,
+		f.PackageFailRate, f.BatchOpenFailRate, f.CancelRate, f.BatchStuckRate, f.UploadHangRate} {
+		if r < 0 || r > 1 {
+			return fmt.Errorf("fault rates are shares between 0 and 1, got %v", r)
+		}
+	}
+	for _, c := range f.PackageFailCodes {
+		if !slices.Contains(packageFailCodes, c) {
+			return fmt.Errorf("package fail code %d: want one of %v", c, packageFailCodes)
+		}
+	}
+	for _, c := range f.CancelCodes {
+		if !slices.Contains(cancelCodes, ksef.StatusCode(c)) {
+			return fmt.Errorf("cancel code %d: want one of %v", c, cancelCodes)
+		}
+	}
+	return nil
 }
 
 func (c *Config) setDefaults() {
@@ -228,4 +286,14 @@ func (c *Config) setDefaults() {
 	def(&f.RetryAfter, time.Second)
 	def(&f.StuckFor, time.Hour)
 	def(&f.EarlyExpiry, time.Minute)
+	def(&f.BatchStuckFor, f.StuckFor)
+	def(&f.UploadHangFor, time.Minute)
+	if len(f.PackageFailCodes) == 0 {
+		f.PackageFailCodes = []int{sessionBadParts, sessionTooMany, sessionUnzip, sessionDecrypt}
+	}
+	if len(f.CancelCodes) == 0 {
+		for _, c := range cancelCodes {
+			f.CancelCodes = append(f.CancelCodes, int(c))
+		}
+	}
 }

@@ -40,7 +40,9 @@
 // invoices; batch 100 open, 150 processing, 200, 405 (a part missing, or the package's size or
 // hash differs from batchInfo), 420 (more than MaxInvoicesPerSession invoices), 430 (not a
 // ZIP), 435 (a part does not decrypt), 440 (not closed within the upload window), 445.
-// Closing is idempotent (a retried close answers true). The UPO (ksefSessionUpo) exists once
+// Closing an interactive session again answers true; closing a batch session again answers 400
+// with 1106 and details "Status sesji {code} uniemożliwia jej zamknięcie" (KSeF 2.0's 21180),
+// and the package is not processed again. The UPO (ksefSessionUpo) exists once
 // the session is closed and all its invoices are final, and only with at least one accepted
 // invoice; before that the answer is 400 with 1111. It lists the accepted invoices and is
 // valid against upo-v4-3.xsd (the receiving entity's name is the schema's fixed value).
@@ -91,7 +93,29 @@
 // LockoutAfter 429s within LockoutWindow lock the operation for the context, doubling from
 // LockoutBase up to LockoutMax. Faults (latency, slow calls, 429s, 5xx as HTML 502/503 pages,
 // empty 503s or JSON 500s, sends and closes that succeed but answer 5xx, invoices stuck at
-// 150, sessions expiring early) are drawn from a generator seeded with Config.Seed.
+// 150, sessions expiring early) are drawn from a generator seeded with Config.Seed. The call
+// faults apply to batch part uploads only when Faults.Ops lists batchPartUpload. Faults of the
+// batch path and of outcomes, each counted in Stats.Faults under its name:
+//
+//   - packageFail (PackageFailRate, PackageFailCodes): a closed package fails as a whole. The
+//     close answers true; the session shows 150 while it is processed, then the drawn status
+//     (default 405, 420, 430 or 435; 415 and 500 may be chosen) with its description and no
+//     details; it lists no invoices (invoiceCount 0), nothing reaches Stats.Sends, the UPO
+//     answers 1111.
+//   - batchOpenFail (BatchOpenFailRate): a batch session shows 415 "Błąd odszyfrowania
+//     dostarczonego klucza" from its opening on. Parts are still taken (201) and the close
+//     answers true, but nothing is processed: it stays at 415 and lists no invoices.
+//   - cancel (CancelRate, CancelCodes): an invoice, interactive or batch, that passed every check
+//     before the duplicate check ends with the drawn status instead of 200 or 440 (default 405,
+//     500 or 550, with the seed's descriptions; 550 with its details). It gets no KSeF number,
+//     does not count in Stats.Sends and is no original for the duplicate check, so the same
+//     invoice sent again can be accepted. Invoices failing an earlier check keep their status.
+//   - batchStuck (BatchStuckRate, BatchStuckFor): a closed batch session shows 150 with no
+//     invoices listed (invoiceCount 0, UPO 1111) for BatchStuckFor from its close, then its
+//     processing shows as usual, its invoices received at that time.
+//   - uploadHang (UploadHangRate, UploadHangFor): a part upload hangs UploadHangFor before it is
+//     answered, alternately without storing the part (then an HTML 504 page from nginx) and
+//     after storing it (then 201). A client that gives up sees a timeout either way.
 //
 // # Introspection
 //

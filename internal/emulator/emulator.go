@@ -76,6 +76,9 @@ type principal struct {
 // replays DataDir and starts the invoice workers. Close releases it.
 func New(cfg Config) (*Emulator, error) {
 	cfg.setDefaults()
+	if err := cfg.Faults.Check(); err != nil {
+		return nil, fmt.Errorf("emulator: %w", err)
+	}
 	e := &Emulator{
 		cfg:      cfg,
 		log:      zerolog.Nop(),

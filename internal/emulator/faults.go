@@ -14,10 +14,11 @@ import (
 
 // faults draws the injected failures from one seeded generator.
 type faults struct {
-	cfg Faults
-	mu  sync.Mutex
-	rng *mrand.Rand
-	n   int // rotates the kinds of 5xx
+	cfg   Faults
+	mu    sync.Mutex
+	rng   *mrand.Rand
+	n     int // rotates the kinds of 5xx
+	hangs int // alternates upload hangs before and after storing
 }
 
 func newFaults(cfg Faults, seed uint64) *faults {
@@ -101,8 +102,43 @@ func (f *faults) ambiguous() (bool, int) {
 	return true, 0
 }
 
-func (f *faults) stuck() bool       { return f.chance(f.cfg.StuckRate) }
-func (f *faults) expireEarly() bool { return f.chance(f.cfg.EarlyExpiryRate) }
+func (f *faults) stuck() bool         { return f.chance(f.cfg.StuckRate) }
+func (f *faults) expireEarly() bool   { return f.chance(f.cfg.EarlyExpiryRate) }
+func (f *faults) batchOpenFail() bool { return f.chance(f.cfg.BatchOpenFailRate) }
+func (f *faults) batchStuck() bool    { return f.chance(f.cfg.BatchStuckRate) }
+
+// oneOf draws one of codes, or 0 without the probability p.
+func (f *faults) oneOf(p float64, codes []int) int {
+	if p <= 0 || len(codes) == 0 {
+		return 0
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.rng.Float64() >= p {
+		return 0
+	}
+	return codes[f.rng.IntN(len(codes))]
+}
+
+// packageFail draws the status a closed package fails with as a whole, 0 for none.
+func (f *faults) packageFail() int { return f.oneOf(f.cfg.PackageFailRate, f.cfg.PackageFailCodes) }
+
+// cancel draws the status an invoice that would be accepted ends with instead, 0 for none.
+func (f *faults) cancel() ksef.StatusCode {
+	return ksef.StatusCode(f.oneOf(f.cfg.CancelRate, f.cfg.CancelCodes))
+}
+
+// uploadHang draws whether a part upload hangs, and whether after storing the part: the two
+// alternate, so that a run with a few hangs sees both.
+func (f *faults) uploadHang() (hang, afterStore bool) {
+	if !f.chance(f.cfg.UploadHangRate) {
+		return false, false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hangs++
+	return true, f.hangs%2 == 0
+}
 
 // injectFault applies the call faults to a request and reports whether it answered it.
 func (e *Emulator) injectFault(w http.ResponseWriter, r *http.Request, op ksef.Operation) bool {
@@ -136,6 +172,7 @@ func (e *Emulator) injectFault(w http.ResponseWriter, r *http.Request, op ksef.O
 
 const (
 	html502 = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+	html504 = "<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n<center><h1>504 Gateway Time-out</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
 	html503 = "<html>\r\n<head><title>503 Service Temporarily Unavailable</title></head>\r\n<body>\r\n<center><h1>503 Service Temporarily Unavailable</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
 )
 

@@ -100,6 +100,7 @@ func (e *Emulator) newInvoice(s *session, now time.Time) *invoice {
 		Halfway:   now.Add(delay / 2),
 		Due:       due,
 		Offline:   s.Offline,
+		cancel:    e.faults.cancel(),
 	}
 	e.invoices[inv.ID] = inv
 	s.InvoiceIDs = append(s.InvoiceIDs, inv.ID)
@@ -170,7 +171,6 @@ func (e *Emulator) processInvoice(inv *invoice, xml []byte, declaredHash string,
 		return
 	}
 	doc := res.Invoice
-	e.stats.sent(doc.SellerNIP(), doc.InvoiceNumber(), hash)
 	e.mu.Lock()
 	describe(inv, doc)
 	e.mu.Unlock()
@@ -186,12 +186,27 @@ func (e *Emulator) processInvoice(inv *invoice, xml []byte, declaredHash string,
 			o = outcome{status: ksef.StatusSemantic, details: validationDetails(err)}
 		}
 	}
+	if o.status == 0 && inv.cancel != 0 {
+		// KSeF gave up on an invoice it would have accepted: not a send that counts, so sending
+		// it again is right.
+		e.stats.fault("cancel")
+		o = outcome{status: inv.cancel}
+		if inv.cancel == ksef.StatusCancelled {
+			o.details = cancelledDetails
+		}
+		e.finish(inv, o)
+		return
+	}
+	e.stats.sent(doc.SellerNIP(), doc.InvoiceNumber(), hash)
 	if o.status != 0 {
 		e.finish(inv, o)
 		return
 	}
 	e.accept(inv, xml)
 }
+
+// cancelledDetails are the seed's details of status 550.
+const cancelledDetails = "Przetwarzanie zostało przerwane z przyczyn wewnętrznych systemu. Spróbuj ponownie"
 
 // describe copies what the API and the queries show from the parsed invoice; e.mu must be held.
 func describe(inv *invoice, doc *fa3.Invoice) {

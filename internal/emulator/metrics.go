@@ -23,7 +23,7 @@ var (
 	descRequests  = prometheus.NewDesc("ksef_emulator_requests_total", "Answers of the emulated KSeF API by operation and HTTP status code.", []string{"operation", "code"}, nil)
 	descThrottled = prometheus.NewDesc("ksef_emulator_throttled_total", "429 Too Many Requests answered, from the limits or injected.", nil, nil)
 	descInvoices  = prometheus.NewDesc("ksef_emulator_invoices_total", "Invoices that reached a final status, by status code.", []string{"status"}, nil)
-	descFaults    = prometheus.NewDesc("ksef_emulator_faults_total", "Injected faults by kind (429, 5xx, ambiguous, stuck, earlyExpiry).", []string{"kind"}, nil)
+	descFaults    = prometheus.NewDesc("ksef_emulator_faults_total", "Injected faults by kind (429, 5xx, ambiguous, stuck, earlyExpiry, packageFail, batchOpenFail, cancel, batchStuck, uploadHang).", []string{"kind"}, nil)
 	descPanics    = prometheus.NewDesc("ksef_emulator_panics_total", "Handler panics answered 500.", nil, nil)
 	descSessions  = prometheus.NewDesc("ksef_emulator_sessions_total", "Sessions opened.", nil, nil)
 	descQueries   = prometheus.NewDesc("ksef_emulator_queries_total", "Invoice queries started.", nil, nil)

@@ -33,6 +33,9 @@ type session struct {
 	BatchStatus int       `json:"batchStatus,omitempty"`
 	BatchDetail string    `json:"batchDetail,omitempty"`
 	BatchEnded  time.Time `json:"batchEnded,omitzero"`
+	// BatchDue, when set, is when a batch stuck by a fault shows its processing: before it the
+	// session stays at 150 and lists no invoices.
+	BatchDue time.Time `json:"batchDue,omitzero"`
 
 	key, iv []byte // the session's AES key and IV; never persisted
 }
@@ -92,6 +95,8 @@ type invoice struct {
 	KsefNumber  string    `json:"ksefNumber,omitempty"`
 	Acquisition time.Time `json:"acquisition,omitzero"`
 	Stored      time.Time `json:"stored,omitzero"` // permanent storage
+
+	cancel ksef.StatusCode // drawn at receipt: the status that replaces acceptance, 0 none
 }
 
 // final reports whether the outcome shows at now.

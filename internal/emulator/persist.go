@@ -105,7 +105,7 @@ func (e *Emulator) replay(path string) error {
 		if !inv.Processed {
 			inv.Processed = true
 			inv.Status = ksef.StatusCancelled
-			inv.Details = "Przetwarzanie zostało przerwane z przyczyn wewnętrznych systemu. Spróbuj ponownie"
+			inv.Details = cancelledDetails
 		}
 		if s := e.sessions[inv.SessionID]; s != nil {
 			s.InvoiceIDs = append(s.InvoiceIDs, inv.ID)

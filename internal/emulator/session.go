@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
@@ -27,6 +29,7 @@ const (
 	sessionClosed     = 170 // interactive: closed, invoices still being processed
 	sessionDone       = 200
 	sessionBadParts   = 405
+	sessionKeyDecrypt = 415
 	sessionTooMany    = 420
 	sessionUnzip      = 430
 	sessionDecrypt    = 435
@@ -52,6 +55,8 @@ func sessionStatusText(batch bool, code int) string {
 		return "Sesja interaktywna przetworzona pomyślnie"
 	case sessionBadParts:
 		return "Błąd weryfikacji poprawności dostarczonych elementów paczki"
+	case sessionKeyDecrypt:
+		return "Błąd odszyfrowania dostarczonego klucza"
 	case sessionTooMany:
 		return "Przekroczony limit faktur w sesji"
 	case sessionUnzip:
@@ -165,7 +170,7 @@ func (a *api) KsefSessionStatus(ctx context.Context, req ksefapi.KsefSessionStat
 
 // tally counts a session's invoices by what they show at now; e.mu must be held.
 func (e *Emulator) tally(s *session, now time.Time) (accepted, rejected, pending int) {
-	for _, id := range s.InvoiceIDs {
+	for _, id := range s.invoiceIDs(now) {
 		inv := e.invoices[id]
 		switch {
 		case !inv.final(now):
@@ -179,12 +184,20 @@ func (e *Emulator) tally(s *session, now time.Time) (accepted, rejected, pending
 	return
 }
 
+// invoiceIDs are the session's invoices shown at now: none while a stuck batch hides them.
+func (s *session) invoiceIDs(now time.Time) []string {
+	if now.Before(s.BatchDue) {
+		return nil
+	}
+	return s.InvoiceIDs
+}
+
 // sessionInfo is the session's status at now; e.mu must be held.
 func (e *Emulator) sessionInfo(s *session, now time.Time) ksefapi.SessionInfo {
 	ok, failed, pending := e.tally(s, now)
 	info := ksefapi.SessionInfo{
 		Batch:                  s.Batch,
-		InvoiceCount:           int32(len(s.InvoiceIDs)),
+		InvoiceCount:           int32(len(s.invoiceIDs(now))),
 		SuccessfulInvoiceCount: int32(ok),
 		FailedInvoiceCount:     int32(failed),
 		SessionStatus:          ksefapi.Closed,
@@ -201,6 +214,9 @@ func (e *Emulator) sessionInfo(s *session, now time.Time) ksefapi.SessionInfo {
 }
 
 func (e *Emulator) sessionState(s *session, now time.Time, accepted, pending int) (int, string) {
+	if s.Batch && s.BatchDone && s.Closed.IsZero() {
+		return s.BatchStatus, s.BatchDetail // failed right after opening
+	}
 	if s.closedAt(now).IsZero() {
 		return sessionOpen, ""
 	}
@@ -208,7 +224,7 @@ func (e *Emulator) sessionState(s *session, now time.Time, accepted, pending int
 		switch {
 		case s.Closed.IsZero():
 			return sessionCancelled, "Przekroczono czas wysyłki"
-		case !s.BatchDone:
+		case !s.BatchDone || now.Before(s.BatchDue):
 			return sessionProcessing, ""
 		case s.BatchStatus != 0:
 			return s.BatchStatus, s.BatchDetail
@@ -236,8 +252,17 @@ func (a *api) KsefSessionClose(ctx context.Context, req ksefapi.KsefSessionClose
 		e.mu.Unlock()
 		return nil, err
 	}
-	// Closing again answers true: a client that lost the first answer must be able to retry.
 	if !s.Closed.IsZero() {
+		if s.Batch {
+			// KSeF refuses to close a batch session twice (21180 in KSeF 2.0, answered here with the
+			// seed's SESSION_CLOSE): a retry after a close whose answer was lost fails, and the
+			// package is not processed again.
+			ok, _, pending := e.tally(s, now)
+			code, _ := e.sessionState(s, now, ok, pending)
+			e.mu.Unlock()
+			return nil, badRequest(ksef.CodeSessionClose, "Status sesji %d uniemożliwia jej zamknięcie", code)
+		}
+		// Closing an interactive session again answers true.
 		e.mu.Unlock()
 		return ksefapi.KsefSessionClose200JSONResponse{Result: true}, nil
 	}
@@ -259,9 +284,21 @@ func (a *api) KsefSessionClose(ctx context.Context, req ksefapi.KsefSessionClose
 	for k, v := range s.parts {
 		parts[k] = v
 	}
+	if s.BatchDone {
+		// Failed right after opening: closed as asked, never processed.
+		e.logSession(s)
+		e.mu.Unlock()
+		os.RemoveAll(filepath.Join(e.tempDir, "batch", s.ID))
+		return ksefapi.KsefSessionClose200JSONResponse{Result: true}, nil
+	}
+	fail := e.faults.packageFail()
+	if e.faults.batchStuck() {
+		e.stats.fault("batchStuck")
+		s.BatchDue = now.Add(e.cfg.Faults.BatchStuckFor)
+	}
 	e.logSession(s)
 	e.mu.Unlock()
-	if !e.spawn(func() { e.processBatch(s, parts) }) {
+	if !e.spawn(func() { e.processBatch(s, parts, fail) }) {
 		return nil, errf(http.StatusServiceUnavailable, ksef.CodeSessionClose, "Emulator kończy pracę")
 	}
 	return ksefapi.KsefSessionClose200JSONResponse{Result: true}, nil
@@ -276,8 +313,9 @@ func (a *api) KsefSessionInvoices(ctx context.Context, req ksefapi.KsefSessionIn
 	if err != nil {
 		return nil, err
 	}
-	out := make([]ksefapi.InvoiceInfo, 0, len(s.InvoiceIDs))
-	for _, id := range s.InvoiceIDs {
+	ids := s.invoiceIDs(now)
+	out := make([]ksefapi.InvoiceInfo, 0, len(ids))
+	for _, id := range ids {
 		out = append(out, e.invoices[id].info(now))
 	}
 	return ksefapi.KsefSessionInvoices200JSONResponse{Invoices: out}, nil
@@ -297,7 +335,7 @@ func (a *api) KsefSessionUpo(ctx context.Context, req ksefapi.KsefSessionUpoRequ
 	switch {
 	case s.closedAt(now).IsZero():
 		err = badRequest(ksef.CodeSessionNoUPO, "Sesja %s nie została zamknięta; UPO powstaje po zamknięciu sesji", s.ID)
-	case s.Batch && (s.Closed.IsZero() || !s.BatchDone) || pending > 0:
+	case s.Batch && (s.Closed.IsZero() || !s.BatchDone || now.Before(s.BatchDue)) || pending > 0:
 		err = badRequest(ksef.CodeSessionNoUPO, "UPO sesji %s nie zostało jeszcze wygenerowane: trwa przetwarzanie faktur", s.ID)
 	case ok == 0:
 		err = badRequest(ksef.CodeSessionNoUPO, "Sesja %s nie zawiera poprawnie przyjętych faktur", s.ID)

@@ -16,7 +16,8 @@ type Stats struct {
 	Requests map[ksef.Operation]map[int]int `json:"requests"`
 	// TooManyRequests counts every 429 returned, from the limits or injected.
 	TooManyRequests int `json:"tooManyRequests"`
-	// Faults counts injected faults by kind: 429, 5xx, ambiguous, stuck, earlyExpiry.
+	// Faults counts injected faults by kind: 429, 5xx, ambiguous, stuck, earlyExpiry,
+	// packageFail, batchOpenFail, cancel, batchStuck, uploadHang.
 	Faults map[string]int `json:"faults"`
 	// Panics counts handler panics answered 500.
 	Panics int `json:"panics"`
@@ -24,7 +25,9 @@ type Stats struct {
 	Outcomes map[ksef.StatusCode]int `json:"outcomes"`
 	// Sends counts how many times each invoice reached processing, keyed by SendKey (seller
 	// NIP, P_2 and SHA-256); invoices that could not be decrypted or parsed have empty NIP and
-	// number.
+	// number. Invoices cancelled by the cancel fault and packages failed by the packageFail or
+	// batchOpenFail faults are not counted: KSeF did not process them, so sending them again
+	// is right.
 	Sends    map[string]int `json:"sends"`
 	Sessions int            `json:"sessions"`
 	Queries  int            `json:"queries"`

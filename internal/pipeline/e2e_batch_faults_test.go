@@ -34,6 +34,23 @@ func batchSettings(s *pipeline.Settings) {
 	s.VisualizeAccepted = false
 }
 
+// submitMany publishes n demo invoices of seller (ids prefix-001...), without PDFs, and returns
+// them with their ids.
+func (p *pipe) submitMany(prefix, seller string, n int) ([]*submission, []string) {
+	p.t.Helper()
+	issued := time.Now()
+	subs := make([]*submission, 0, n)
+	ids := make([]string, 0, n)
+	for i := 1; i <= n; i++ {
+		s := p.newSubmission(fmt.Sprintf("%s-%03d", prefix, i), seller, i, viaInline, issued)
+		s.ev.Visualize = false
+		p.publish(s.ev)
+		subs = append(subs, s)
+		ids = append(ids, s.id)
+	}
+	return subs, ids
+}
+
 // judge applies the invariant checker to a run of subs.
 func (p *pipe) judge(subs []*submission, evs []natsx.Delivered) invariant.Report {
 	p.t.Helper()
@@ -88,17 +105,8 @@ func TestE2EBatchAmbiguousCloses(t *testing.T) {
 		settings: batchSettings,
 	})
 	p.run(p.rt, pipeline.Sender, pipeline.Poller)
-	seller := demo.Sellers[0]
 	begin := time.Now()
-	subs := make([]*submission, 0, total)
-	ids := make([]string, 0, total)
-	for n := 1; n <= total; n++ {
-		s := p.newSubmission(fmt.Sprintf("AMB-%03d", n), seller, n, viaInline, begin)
-		s.ev.Visualize = false
-		p.publish(s.ev)
-		subs = append(subs, s)
-		ids = append(ids, s.id)
-	}
+	subs, ids := p.submitMany("AMB", demo.Sellers[0], total)
 	evs := p.await(6*time.Minute, "a terminal event for every invoice", terminal(ids))
 	r := p.judge(subs, evs)
 	t.Logf("%s in %v; %d batch sessions opened, %d closes answered 5xx, %d ambiguous",
@@ -269,5 +277,73 @@ func TestE2EOfflineInvoicesInOfflineBatchSessions(t *testing.T) {
 		if !strings.Contains(body, `"offline":true`) {
 			t.Errorf("a batch session of offline invoices was opened without offline: true: %s", body)
 		}
+	}
+}
+
+// TestE2EBatchPackagesFailingAsAWhole: KSeF fails some packages as a whole (a package-level
+// status, right after open or after processing) without processing any of their invoices. Those
+// invoices were announced sent; the poller finds their session final without them and puts them
+// back in the batch queue (requeue n), so each is sent in another package and accepted, never
+// left waiting, never received twice.
+func TestE2EBatchPackagesFailingAsAWhole(t *testing.T) {
+	const total = 200
+	p := start(t, options{
+		emulator: emulator.Config{Limits: emulator.LimitConfig{Multiplier: 1}, Seed: 15,
+			Faults: emulator.Faults{PackageFailRate: 0.3, BatchOpenFailRate: 0.1}},
+		settings: batchSettings,
+	})
+	p.run(p.rt, pipeline.Sender, pipeline.Poller)
+	begin := time.Now()
+	subs, ids := p.submitMany("PKG", demo.Sellers[0], total)
+	evs := p.await(6*time.Minute, "a terminal event for every invoice", terminal(ids))
+	r := p.judge(subs, evs)
+	requeued := map[string]bool{}
+	for _, q := range eventsOf[*events.BatchQueued](evs) {
+		if q.Requeue > 0 {
+			requeued[q.InvoiceID] = true
+		}
+	}
+	st := p.em.Stats()
+	t.Logf("%s in %v; %d packages failed as a whole, %d right after open; %d invoices put back",
+		r, time.Since(begin).Round(time.Second), st.Faults["packageFail"], st.Faults["batchOpenFail"], len(requeued))
+	if err := r.Err(invariant.Want{}); err != nil {
+		t.Fatal(err)
+	}
+	if st.Faults["packageFail"]+st.Faults["batchOpenFail"] == 0 || len(requeued) == 0 {
+		t.Fatal("no package failed, or no invoice was put back: the row tested nothing")
+	}
+	// A put-back invoice was announced sent in the failed session and then in another one.
+	for id := range requeued {
+		if n := distinctIDs[*events.InvoiceSent](evs, id); n < 2 {
+			t.Errorf("%s was put back, yet announced sent %d times", id, n)
+		}
+	}
+}
+
+// TestE2ECancelledInvoicesResubmitted: KSeF cancels some invoices' processing (405, 500, 550:
+// "send again"). The poller records the resubmission and submits them again; each is accepted
+// once in the end (a cancelled invoice does not count as received).
+func TestE2ECancelledInvoicesResubmitted(t *testing.T) {
+	const total = 120
+	p := start(t, options{
+		emulator: emulator.Config{Seed: 16, Faults: emulator.Faults{CancelRate: 0.15}},
+		settings: func(s *pipeline.Settings) { s.VisualizeAccepted = false },
+	})
+	p.run(p.rt, pipeline.Sender, pipeline.Poller)
+	subs, ids := p.submitMany("CAN", demo.Sellers[1], total)
+	evs := p.await(3*time.Minute, "a terminal event for every invoice", terminal(ids))
+	r := p.judge(subs, evs)
+	resubmitted := 0
+	for _, ev := range eventsOf[*events.InvoiceSubmitted](evs) {
+		if ev.Resubmission > 0 {
+			resubmitted++
+		}
+	}
+	t.Logf("%s; %d cancelled by KSeF, %d resubmissions", r, p.em.Stats().Faults["cancel"], resubmitted)
+	if err := r.Err(invariant.Want{}); err != nil {
+		t.Fatal(err)
+	}
+	if resubmitted == 0 {
+		t.Fatal("no invoice was resubmitted: the row tested nothing")
 	}
 }

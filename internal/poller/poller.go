@@ -170,10 +170,13 @@ func (p *Poller) Sent(ctx context.Context, ev *events.InvoiceSent, deliveries in
 			return ksefconn.Outcome(err, "asking for the invoice status")
 		case failed != nil:
 			return p.packageFailed(ctx, ev, failed)
+		// The session's list is fetched anew at most every BatchListTTL: while a package is
+		// usually processed, asking less often than that only delays the outcome; a package that
+		// takes longer is asked about with the full back-off.
 		case info == nil:
-			return p.waiting(ctx, ev, p.later(deliveries)) // not listed yet
+			return p.waiting(ctx, ev, worker.Snooze(p.backoff(deliveries, p.batchCeil(deliveries)))) // not listed yet
 		case !ksef.StatusCode(info.Status.Code).Final():
-			return p.waiting(ctx, ev, p.processing(ev, deliveries, p.cfg.MaxDelay))
+			return p.waiting(ctx, ev, p.processing(ev, deliveries, p.batchCeil(deliveries)))
 		}
 	} else if info, err = p.onlineStatus(ctx, client, ev, deliveries); info == nil || err != nil {
 		if worker.IsSnooze(err) {
@@ -182,6 +185,14 @@ func (p *Poller) Sent(ctx context.Context, ev *events.InvoiceSent, deliveries in
 		return err
 	}
 	return p.settle(ctx, client, ev, info, deliveries)
+}
+
+// batchCeil is the longest snooze of a batch invoice after n deliveries.
+func (p *Poller) batchCeil(n int) time.Duration {
+	if n <= 10 {
+		return min(p.cfg.BatchListTTL, p.cfg.MaxDelay)
+	}
+	return p.cfg.MaxDelay
 }
 
 // waiting passes on the snooze of an invoice without an outcome yet, unless its deadline has
@@ -620,6 +631,10 @@ func (p *Poller) noUPO(ctx context.Context, client *ksef.Client, ev *events.Sess
 		zerolog.Ctx(ctx).Info().Str("session_id", ev.SessionID).Int32("failed", info.FailedInvoiceCount).
 			Msg("KSeF accepted no invoice of the session: it has no UPO")
 		return nil
+	}
+	if at := ev.OccurredAt.Time; !at.IsZero() && p.cfg.Now().Sub(at) > p.cfg.Deadline {
+		return worker.DeadLetter(events.KindDeadline, fmt.Errorf("KSeF gave no UPO for session %s (status %d) within %v of its close; fetch it later with `ksefctl get --upo`",
+			ev.SessionID, info.Status.Code, p.cfg.Deadline))
 	}
 	return p.later(deliveries)
 }

@@ -420,6 +420,7 @@ func scenarios() []scenario {
 		emulatorScenario("KSeF sessions expiring 300 ms after they open (all of them)", n,
 			emulator.Faults{EarlyExpiryRate: 1, EarlyExpiry: 300 * time.Millisecond}, nil),
 		emulatorScenario("KSeF invoices stuck at 150 for 3 s (5%)", n, emulator.Faults{StuckRate: 0.05, StuckFor: 3 * time.Second}, nil),
+		emulatorScenario("KSeF cancelling 5% of invoices (405, 500, 550: send again)", n, emulator.Faults{CancelRate: 0.05}, nil),
 		emulatorScenario("all KSeF faults at once", n, emulator.Faults{TooManyRate: 0.01, ServerErrorRate: 0.05,
 			AmbiguousRate: 0.05, Jitter: 2 * time.Millisecond, SlowRate: 0.005, SlowDelay: 3 * time.Second,
 			EarlyExpiryRate: 0.3, EarlyExpiry: 2 * time.Second, StuckRate: 0.02, StuckFor: 3 * time.Second},
@@ -451,7 +452,12 @@ func batchScenarios() []scenario {
 						c.killAndRestart(pipeline.Sender, 200*time.Millisecond)
 					}
 				})
-				return func() string { return fmt.Sprintf("%d SIGKILLs of the sender %s", c.kills(pipeline.Sender), what) }
+				return func() string {
+					if c.kills(pipeline.Sender) == 0 {
+						t.Errorf("the sender was never killed %s: the row tested nothing", what)
+					}
+					return fmt.Sprintf("%d SIGKILLs of the sender %s", c.kills(pipeline.Sender), what)
+				}
 			},
 		})
 	}
@@ -459,8 +465,8 @@ func batchScenarios() []scenario {
 		killAt("SIGKILL sender between a batch close and its state write", 11, func(r *http.Request, resp *http.Response) bool {
 			// KSeF closed the session (its package will be processed); the sender has not
 			// recorded it.
-			return resp != nil && resp.StatusCode == http.StatusOK && isPath(r, http.MethodPost, "/v2/sessions/*/close") &&
-				strings.HasPrefix(strings.Split(strings.Trim(r.URL.Path, "/"), "/")[2], "SB")
+			return resp != nil && resp.StatusCode == http.StatusOK && isPath(r, http.MethodGet, "/v2/sessions/*/close") &&
+				strings.Contains(strings.Split(strings.Trim(r.URL.Path, "/"), "/")[2], "-SB-") // a batch session's id
 		}, "after a batch close"),
 		killAt("SIGKILL sender during a part upload", 12, func(r *http.Request, resp *http.Response) bool {
 			return r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/upload/")
@@ -481,6 +487,14 @@ func batchScenarios() []scenario {
 		}),
 		onBatch(emulatorScenario("KSeF closes answered 5xx after closing (35%), retries failing (50%)", n,
 			emulator.Faults{AmbiguousRate: 0.35, ServerErrorRate: 0.5, Ops: []ksef.Operation{ksef.OpSessionClose}}, nil)),
+		onBatch(emulatorScenario("KSeF failing packages as a whole (20%, and 5% right after open)", n,
+			emulator.Faults{PackageFailRate: 0.2, BatchOpenFailRate: 0.05}, nil)),
+		onBatch(emulatorScenario("KSeF batch sessions stuck in processing for 5 s (20%)", n,
+			emulator.Faults{BatchStuckRate: 0.2, BatchStuckFor: 5 * time.Second}, nil)),
+		onBatch(emulatorScenario("part uploads answered 5xx (10%) or hanging past the client's timeout (5%)", n,
+			emulator.Faults{ServerErrorRate: 0.1, UploadHangRate: 0.05, UploadHangFor: 4 * time.Second,
+				Ops: []ksef.Operation{ksef.OpBatchPartUpload}},
+			map[string]string{"KSEF_REQUEST_TIMEOUT": "2s"})),
 		onBatch(scenario{
 			name: "two sender replicas racing", n: n, workers: []string{pipeline.Sender, pipeline.Sender + "#2", pipeline.Poller},
 		}),

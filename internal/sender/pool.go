@@ -211,6 +211,18 @@ func (p *Pool) forgetLocked(ctx context.Context, nip string, e *pooled, err erro
 	p.mu.Lock()
 	delete(p.held, s.SessionID)
 	p.mu.Unlock()
+	if err != nil && !isSessionGone(err) && p.cfg.Ledger != nil {
+		// The close failed (or its answer was lost, or no request slot): the ledger entry stays,
+		// unrefreshed, so that CloseOrphans closes the session once the entry is stale and
+		// announces it then, instead of announcing a session whose UPO cannot come.
+		zerolog.Ctx(ctx).Warn().Err(err).Str("session_id", s.SessionID).Msg("closing a KSeF session failed; it is closed again later")
+		e.session.Forget()
+		e.session, e.sent = nil, 0
+		if p.cfg.Open != nil {
+			p.cfg.Open.Dec()
+		}
+		return
+	}
 	if p.cfg.Ledger != nil {
 		if lerr := p.cfg.Ledger.Forget(ctx, nip, e.session.ID); lerr != nil {
 			zerolog.Ctx(ctx).Warn().Err(lerr).Str("session_id", e.session.ID).Msg("removing the session from the ledger failed")
