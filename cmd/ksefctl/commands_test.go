@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -128,6 +129,35 @@ func TestSubmitRejected(t *testing.T) {
 	if len(res) != 2 || res[0].State != "accepted" || !ksefNumber.MatchString(res[0].Number) ||
 		res[1].ID != "29903413" || res[1].State != "rejected" || !strings.Contains(res[1].Reason, "validate stage") {
 		t.Fatalf("outcomes: %+v", res)
+	}
+}
+
+// TestSubmitWarnings: an invoice whose totals do not add up is accepted (KSeF does not check
+// them), and ksefctl status shows the sender's warnings about it.
+func TestSubmitWarnings(t *testing.T) {
+	dir := t.TempDir()
+	path, xml := writeInvoice(t, dir, "WARN-1", demo.Sellers[0])
+	bad := regexp.MustCompile(`<P_15>[^<]*</P_15>`).ReplaceAll(xml, []byte("<P_15>1.00</P_15>"))
+	if bytes.Equal(bad, xml) {
+		t.Fatal("the generated invoice has no P_15")
+	}
+	if err := os.WriteFile(path, bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := ksefctl(t, nil, "submit", "--wait", "--timeout", "60s", path)
+	wantCode(t, r, 0)
+	wantContains(t, r.stdout, "1 invoices: 1 accepted")
+	s := status(t, "WARN-1")
+	if s.State != "accepted" || len(s.Warnings) == 0 || !strings.Contains(s.Warnings[0], "P_15") {
+		t.Fatalf("status: state %s, warnings %q", s.State, s.Warnings)
+	}
+	tr := ksefctl(t, nil, "status", "WARN-1")
+	wantCode(t, tr, 0)
+	wantContains(t, tr.stdout, "warning: "+s.Warnings[0])
+	for _, e := range []string{events.TypeInvoiceSent, events.TypeInvoiceAccepted} {
+		if line := lineWith(t, tr.stdout, e); !strings.Contains(line, "warning") {
+			t.Errorf("%s line without its warnings: %q", e, line)
+		}
 	}
 }
 

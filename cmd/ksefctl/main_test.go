@@ -169,6 +169,7 @@ type statusJSON struct {
 	State      string   `json:"state"`
 	KsefNumber string   `json:"ksef_number"`
 	Reason     string   `json:"reason"`
+	Warnings   []string `json:"warnings"`
 	Artifacts  struct {
 		XML, UPO, PDF, HTML ref
 		Parts               []ref

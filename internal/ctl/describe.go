@@ -64,6 +64,17 @@ func orDash(s string) string {
 	return s
 }
 
+// warned counts an event's warnings for its one-line description.
+func warned(w []string) string {
+	switch len(w) {
+	case 0:
+		return ""
+	case 1:
+		return ", 1 warning"
+	}
+	return fmt.Sprintf(", %d warnings", len(w))
+}
+
 // describe returns the key fields of an event in one line.
 func describe(e events.Event) string {
 	switch ev := e.(type) {
@@ -95,13 +106,13 @@ func describe(e events.Event) string {
 		if ev.InvoiceNumber != "" {
 			s += ", number " + ev.InvoiceNumber
 		}
-		return s
+		return s + warned(ev.Warnings)
 	case *events.InvoiceAccepted:
 		s := "KSeF number " + ev.KsefNumber + ", acquired " + showTime(ev.AcquisitionDate.Time)
 		if ev.DuplicateOfEarlierSend {
 			s += " (duplicate of our earlier send)"
 		}
-		return s
+		return s + warned(ev.Warnings)
 	case *events.InvoiceRejected:
 		return rejection(ev)
 	case *events.InvoiceDownloaded:

@@ -126,10 +126,13 @@ type artifacts struct {
 
 // summary is the state of the id and its artifacts.
 type summary struct {
-	State      string    `json:"state"`
-	KsefNumber string    `json:"ksef_number,omitempty"`
-	Reason     string    `json:"reason,omitempty"`
-	Artifacts  artifacts `json:"artifacts"`
+	State      string `json:"state"`
+	KsefNumber string `json:"ksef_number,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+	// Warnings are what the sender found that KSeF does not check (the latest invoice.sent's
+	// or invoice.accepted's).
+	Warnings  []string  `json:"warnings,omitempty"`
+	Artifacts artifacts `json:"artifacts"`
 }
 
 func (h *history) summarize() summary {
@@ -138,17 +141,17 @@ func (h *history) summarize() summary {
 	for _, d := range h.entries {
 		switch ev := d.Event.(type) {
 		case *events.InvoiceSubmitted:
-			s.State, s.Reason = "submitted", ""
+			s.State, s.Reason, s.Warnings = "submitted", "", nil
 			if ev.XML != nil {
 				s.Artifacts.XML = jsonRef(ev.XML)
 			}
 		case *events.InvoiceSent:
-			s.State = "sent"
+			s.State, s.Warnings = "sent", ev.Warnings
 			if ev.XML != nil {
 				s.Artifacts.XML = jsonRef(ev.XML)
 			}
 		case *events.InvoiceAccepted:
-			s.State, s.KsefNumber, s.Reason = "accepted", ev.KsefNumber, ""
+			s.State, s.KsefNumber, s.Reason, s.Warnings = "accepted", ev.KsefNumber, "", ev.Warnings
 			if ev.XML != nil {
 				s.Artifacts.XML = jsonRef(ev.XML)
 			}
@@ -302,6 +305,9 @@ func runStatus(ctx context.Context, o *options, args []string) error {
 	}
 	if s.Reason != "" {
 		fmt.Fprintf(w, "\nreason: %s", s.Reason)
+	}
+	for _, warning := range s.Warnings {
+		fmt.Fprintf(w, "\nwarning: %s", warning)
 	}
 	fmt.Fprintln(w)
 	a := s.Artifacts

@@ -34,6 +34,12 @@ Every file is read and parsed before anything is published: a file that is not a
 The invoice id (the ERP's own, used by "ksefctl status") is the file name without its extension,
 or with --id-from number the invoice number (P_2). The KSeF context is the seller's NIP, or --nip.
 
+--offline marks the invoices as issued in an offline mode (invoice.submitted's offline). The
+sender sends them in batch sessions opened with offline: true (the only sessions the seed's API
+can open as offline), and rejects them when batch sessions are off (KSEF_BATCH=false). Their
+PDFs carry KOD I, the verification QR code, like every rendering: labelled with the KSeF number
+once KSeF has it.
+
 --wait follows every invoice to invoice.accepted or invoice.rejected (a progress bar on a
 terminal, plain lines otherwise) and prints a summary. Exit code: 0 all accepted, 1 any rejected
 or dead-lettered, 2 bad files or no connection, 3 timed out.`
@@ -79,7 +85,7 @@ func runSubmit(ctx context.Context, o *options, args []string) error {
 		fs.DurationVar(&f.timeout, "timeout", f.timeout, "with --wait, give up after this `duration` (exit code 3)")
 		fs.BoolVar(&f.inline, "inline", false, "send the XML inside the event (up to 256 KiB) instead of through storage")
 		fs.BoolVar(&f.visual, "visualize", false, "ask for a PDF once KSeF accepts the invoice")
-		fs.BoolVar(&f.offline, "offline", false, "the invoices were issued in offline mode")
+		fs.BoolVar(&f.offline, "offline", false, "the invoices were issued in offline mode: sent in batch sessions (see below)")
 		fs.BoolVar(&f.validate, "validate", false, "validate against the FA(3) schema in KSEF_SCHEMA_DIR before sending")
 		outputFlag(fs, &f.output)
 	})

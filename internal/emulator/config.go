@@ -13,11 +13,14 @@ import (
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 )
 
+// EnvironmentProd is the Environment of the production service.
+const EnvironmentProd = "prod"
+
 // Production values of the Ministry's service (official/limity, in-practice.md), used as defaults.
 const (
 	DefaultSessionLifetime       = 12 * time.Hour
 	DefaultMaxInvoicesPerSession = 10_000
-	DefaultMaxInvoiceSize        = 1 << 20 // 1 MB, without attachments
+	DefaultMaxInvoiceSize        = fa3.MaxInvoiceSizeWithAttachments // 3 MB; 1 MB without attachments is checked on the content
 	DefaultBatchMaxParts         = 50
 	DefaultBatchMaxPartSize      = 100 << 20 // before encryption
 	DefaultBatchMaxSize          = 5_000_000_000
@@ -55,7 +58,8 @@ type Config struct {
 	// the batch upload URLs. Empty means derive it from each request's Host.
 	BaseURL string
 	// Environment is passed to the visualizer for the QR verification link: "test", "demo",
-	// "prod" or a base URL. Empty means "test".
+	// "prod" or a base URL. Empty means "test". "prod" (EnvironmentProd) also turns on the
+	// checks KSeF makes on production only: the NIP check digits of the invoice's parties.
 	Environment string
 
 	// ProcessingDelay is how long a sent invoice stays at 100/150 before its outcome shows.
@@ -68,10 +72,12 @@ type Config struct {
 	SessionLifetime time.Duration
 	// MaxInvoicesPerSession caps the invoices of one session (default 10,000).
 	MaxInvoicesPerSession int
-	// MaxInvoiceSize is the largest invoice accepted, in bytes (default 1 MB).
+	// MaxInvoiceSize is the largest invoice a send may declare, in bytes (default 3 MB, KSeF's
+	// limit with attachments); the content is then held to KSeF's 1 MB without attachments.
 	MaxInvoiceSize int64
-	// RejectAttachments makes invoices with an attachment (Zalacznik) sent in an interactive
-	// session end with status 415, as for a context without the attachment permission.
+	// RejectAttachments makes invoices with an attachment (Zalacznik) sent in a batch session
+	// end with status 415, as for a context that has not registered sending attachments in
+	// e-Urząd Skarbowy. Online they always end with 415.
 	RejectAttachments bool
 	// Workers is the number of goroutines processing invoices (default GOMAXPROCS).
 	Workers int

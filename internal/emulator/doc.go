@@ -22,16 +22,38 @@
 // # Invoice processing
 //
 // ksefInvoiceSend checks only the request's form synchronously: required fields (1208), the
-// hash's base64 (1005), the declared size against MaxInvoiceSize (1202), the session (1109
-// unknown, 1110 another context's, 1204 closed, expired, a batch session, or over
-// MaxInvoicesPerSession — the seed has no per-invoice "limit" status, so the send is refused).
-// Everything about the content is decided asynchronously and shows as the invoice's status,
-// in this order: decryption (435), plaintext size and SHA-256 against the declared ones
-// (430 with details), FA(3) schema (430, details = the validator's first error), attachment
-// permission (415, only with RejectAttachments), seller NIP = context NIP (410), semantics
-// (450), duplicate of an accepted invoice with the same seller NIP, RodzajFaktury and P_2
-// (440 with extensions originalSessionReferenceNumber and originalKsefNumber), else 200 with
-// a KSeF number. Invoices of a batch go through the same steps.
+// hash's base64 (1005), the declared size against MaxInvoiceSize (1202; 3 MB by default, KSeF's
+// limit with attachments), the session (1109 unknown, 1110 another context's, 1204 closed,
+// expired, a batch session, or over MaxInvoicesPerSession — the seed has no per-invoice "limit"
+// status, so the send is refused). Everything about the content is decided asynchronously and
+// shows as the invoice's status. The emulator verifies exactly what the Ministry lists in
+// official/faktury/weryfikacja-faktury.md and nothing else (arithmetic such as totals that do
+// not add up is not on the list, so it is accepted), in this order:
+//
+//	rule (weryfikacja-faktury.md)                        status  details
+//	AES-256-CBC/PKCS#7 with the session's key             435     -
+//	invoice hash and size as declared (online)            430     names invoiceSize / SHA-256
+//	UTF-8 only, prolog naming no other encoding           430     unsupported encoding
+//	UTF-8 without a byte order mark                       430     byte order mark
+//	no processing instructions                            430     processing instructions
+//	no discouraged characters (the listed ranges)         430     the character, U+XXXX
+//	XML 1.0, well-formed, FA(3) schema of the session     430     the validator's first error
+//	1 MB without attachments, 3 MB with                   430     the size and the limit
+//	attachments only in batch sessions                    415     online: always; batch: with RejectAttachments
+//	permission: seller NIP = context NIP                  410     both NIPs
+//	P_1 not after the day of acceptance (in Poland)       450     P_1 and the day
+//	NIP check digits (Podmiot1/2/3, PodmiotUpowazniony,   450     the party (Environment "prod" only)
+//	  NIP in Podmiot3's IDWew)
+//	seller NIP + RodzajFaktury + P_2 unique               440     extensions originalSessionReferenceNumber, originalKsefNumber
+//
+// The list names a code only for duplicates (440); the others are the seed's invoice statuses
+// whose descriptions fit: 430 "Błąd weryfikacji pliku faktury" for everything about the file,
+// 450 "Błąd weryfikacji semantyki dokumentu faktury" for the date and NIP rules, 415 "Brak
+// możliwości wysyłania faktury z załącznikiem", 410 "Nieprawidłowy zakres uprawnień". The
+// Ministry's one exception to attachments online (a technical correction of an offline invoice)
+// has no request field in the seed's ksefInvoiceSend, so it cannot arise. Invoices of a batch go
+// through the same steps (without the declared hash and size, which batchInfo covers: 405).
+// docs/ksef-rules.md lists the tests of each rule.
 //
 // # Sessions
 //

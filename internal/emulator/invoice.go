@@ -138,10 +138,12 @@ type outcome struct {
 	extensions []ksefapi.StatusInfoAttribute
 }
 
-// processInvoice verifies a decrypted invoice as KSeF does and records the outcome. The
-// declared hash and size are checked when given (interactive sessions). Checks, in order:
-// hash and size (430), schema (430), attachment permission (415, interactive only, when
-// configured), seller = context (410), semantics (450), duplicate (440).
+// processInvoice verifies a decrypted invoice as KSeF does (official/faktury/weryfikacja-faktury.md,
+// nothing else) and records the outcome. The declared hash and size are checked when given
+// (interactive sessions). Checks, in order: hash and size (430), XML rules, schema and size limits
+// (430), attachments (415: online always, in a batch when RejectAttachments), seller = context
+// (410), P_1 not after the day of acceptance (450), NIP check digits on production (450),
+// duplicate (440).
 func (e *Emulator) processInvoice(inv *invoice, xml []byte, declaredHash string, declaredSize int64, online bool) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -177,13 +179,21 @@ func (e *Emulator) processInvoice(inv *invoice, xml []byte, declaredHash string,
 
 	var o outcome
 	switch {
-	case online && e.cfg.RejectAttachments && doc.Zalacznik != nil:
-		o = outcome{status: ksef.StatusAttachment, details: "Kontekst nie ma zgody na wysyłanie faktur z załącznikiem w sesji interaktywnej"}
+	case online && doc.Zalacznik != nil:
+		// The seed's ksefInvoiceSend has no technical correction of an offline invoice, the
+		// Ministry's only exception.
+		o = outcome{status: ksef.StatusAttachment, details: "Faktury z załącznikami można wysyłać wyłącznie w sesji wsadowej"}
+	case !online && e.cfg.RejectAttachments && doc.Zalacznik != nil:
+		o = outcome{status: ksef.StatusAttachment, details: "Kontekst nie zgłosił w e-Urzędzie Skarbowym wysyłki faktur z załącznikami"}
 	case doc.SellerNIP() != inv.Owner:
 		o = outcome{status: ksef.StatusPermission, details: fmt.Sprintf("NIP sprzedawcy %s różni się od NIP kontekstu %s", doc.SellerNIP(), inv.Owner)}
 	default:
-		if err := fa3.CheckSemantics(doc); err != nil {
+		if err := fa3.CheckIssueDate(doc, inv.Received); err != nil {
 			o = outcome{status: ksef.StatusSemantic, details: validationDetails(err)}
+		} else if e.cfg.Environment == EnvironmentProd {
+			if err := fa3.CheckNIPs(doc); err != nil {
+				o = outcome{status: ksef.StatusSemantic, details: validationDetails(err)}
+			}
 		}
 	}
 	if o.status == 0 && inv.cancel != 0 {

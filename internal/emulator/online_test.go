@@ -13,6 +13,7 @@ import (
 	"time"
 
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef/ksefapi"
 )
@@ -181,6 +182,9 @@ func TestUPOValidatesAgainstSchema(t *testing.T) {
 	}
 }
 
+// TestEveryValidSampleIsAccepted sends every published sample as it is, on the day of the test
+// (the samples' issue dates are in the past): online, or in a batch session when it has
+// attachments, which KSeF takes only there.
 func TestEveryValidSampleIsAccepted(t *testing.T) {
 	dir := filepath.Join(sharedDir(t), "ksef", "samples", "valid")
 	files, err := filepath.Glob(filepath.Join(dir, "*.xml"))
@@ -195,16 +199,17 @@ func TestEveryValidSampleIsAccepted(t *testing.T) {
 			}
 			seller := sellerOf(t, xml)
 			// Some samples share seller, kind and number: each gets its own emulator.
-			v := newEnv(t, func(c *Config) { c.Tokens = map[string]string{"seller": seller} })
-			s := v.open("seller")
-			id := s.send(xml)
-			v.settle()
-			st := s.status(id)
-			if st.Status.Code != 200 {
-				t.Fatalf("status %d %s", st.Status.Code, derefS(st.Status.Details))
+			v := newEnv(t, func(c *Config) { c.Tokens = map[string]string{"t-" + seller: seller} })
+			v.clock.Advance(corpusDay().Sub(v.clock.Now()))
+			r := newCorpusRun(v)
+			inv, err := fa3.Parse(xml)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if ksef.ValidateNumber(*st.KsefNumber) != nil || ksef.NumberNIP(*st.KsefNumber) != seller {
-				t.Errorf("KSeF number %s", *st.KsefNumber)
+			s := r.add(seller, xml, inv.Zalacznik != nil)
+			r.run()
+			if s.status.Code != 200 {
+				t.Fatalf("status %d %s", s.status.Code, derefS(s.status.Details))
 			}
 		})
 	}
@@ -276,12 +281,18 @@ func TestInvoiceStatusPaths(t *testing.T) {
 		{"schema", tokA, func(s *onlineSession, x []byte) ksefapi.KsefInvoiceSendRequest {
 			return s.request(bytes.Replace(x, []byte("<P_2>"), []byte("<P_2X>"), 1))
 		}, ksef.StatusInvalid, "line"},
-		{"semantics", tokA, func(s *onlineSession, x []byte) ksefapi.KsefInvoiceSendRequest {
+		{"totals that do not add up are KSeF's business no more than the ERP's", tokA, func(s *onlineSession, x []byte) ksefapi.KsefInvoiceSendRequest {
 			inv := string(x)
 			i := strings.Index(inv, "<P_15>")
 			j := strings.Index(inv, "</P_15>")
 			return s.request([]byte(inv[:i] + "<P_15>999999.99" + inv[j:]))
-		}, ksef.StatusSemantic, "P_15"},
+		}, ksef.StatusAccepted, ""},
+		{"issue date after the day of acceptance", tokA, func(s *onlineSession, x []byte) ksefapi.KsefInvoiceSendRequest {
+			inv := string(x)
+			i := strings.Index(inv, "<P_1>")
+			j := strings.Index(inv, "</P_1>")
+			return s.request([]byte(inv[:i] + "<P_1>2026-03-03" + inv[j:])) // the clock says 2026-03-02
+		}, ksef.StatusSemantic, "P_1"},
 		{"decryption", tokA, func(s *onlineSession, x []byte) ksefapi.KsefInvoiceSendRequest {
 			r := s.request(x)
 			other, _ := kcrypto.NewSessionKey()
@@ -364,18 +375,32 @@ func TestDuplicate440NamesTheOriginal(t *testing.T) {
 	wantError(t, http.StatusBadRequest, upo.Body, upo.StatusCode(), ksef.CodeSessionNoUPO)
 }
 
-func TestAttachmentRejectedWhenConfigured(t *testing.T) {
+func TestAttachments(t *testing.T) {
 	xml := readSample(t, "valid", "zalacznik-FA_3_Zalacznik_Przyklad_1.xml")
 	seller := sellerOf(t, xml)
-	v := newEnv(t, func(c *Config) {
-		c.Tokens = map[string]string{"seller": seller}
-		c.RejectAttachments = true
-	})
-	s := v.open("seller")
-	id := s.send(xml)
-	v.settle()
-	if st := s.status(id); st.Status.Code != 415 {
-		t.Fatalf("status %d", st.Status.Code)
+	for _, tc := range []struct {
+		name   string
+		batch  bool
+		reject bool
+		want   int32
+	}{
+		{"online", false, false, 415},
+		{"batch", true, false, 200},
+		{"batch, attachments not registered in e-Urząd Skarbowy", true, true, 415},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := newEnv(t, func(c *Config) {
+				c.Tokens = map[string]string{"t-" + seller: seller}
+				c.RejectAttachments = tc.reject
+			})
+			v.clock.Advance(corpusDay().Sub(v.clock.Now()))
+			r := newCorpusRun(v)
+			s := r.add(seller, xml, tc.batch)
+			r.run()
+			if s.status.Code != tc.want {
+				t.Fatalf("status %d %s, want %d", s.status.Code, derefS(s.status.Details), tc.want)
+			}
+		})
 	}
 }
 

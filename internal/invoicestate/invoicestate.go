@@ -233,6 +233,15 @@ func (s *Store) write(ctx context.Context, snap *Snapshot, next State) error {
 
 func (s *Store) put(ctx context.Context, snap *Snapshot, next State) error {
 	next.UpdatedAt = s.now()
+	if next.SubmittedAt.IsZero() {
+		// The deadlines count from the first write of a submission's life.
+		if cur := snap.State; cur != nil && cur.SourceDigest == next.SourceDigest && cur.Resubmission == next.Resubmission {
+			next.SubmittedAt = cur.SubmittedAt
+		}
+		if next.SubmittedAt.IsZero() {
+			next.SubmittedAt = next.UpdatedAt
+		}
+	}
 	raw, err := json.Marshal(&next)
 	if err != nil {
 		return err

@@ -67,6 +67,38 @@ func (p *pipe) judge(subs []*submission, evs []natsx.Delivered) invariant.Report
 	return invariant.Check(invs, p.em.Stats().Sends, all)
 }
 
+// awaitOrDump is await that, when it times out, logs the state of every invoice without a
+// terminal event before failing.
+func (p *pipe) awaitOrDump(timeout time.Duration, subs []*submission, done func([]natsx.Delivered) bool) []natsx.Delivered {
+	p.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		evs, changed, err := p.events.snapshot()
+		if done(evs) {
+			return evs
+		}
+		if err != nil || time.Now().After(deadline) {
+			p.dumpStates(subs, evs)
+			p.t.Fatalf("not every invoice had a terminal event after %v (%v)\n%s", timeout, err, summary(evs))
+		}
+		select {
+		case <-changed:
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// dumpStates logs the state of every invoice without a terminal event, for a failed row.
+func (p *pipe) dumpStates(subs []*submission, evs []natsx.Delivered) {
+	for _, s := range subs {
+		if terminal([]string{s.id})(evs) {
+			continue
+		}
+		st, err := p.rt.States.State(p.t.Context(), invoicestate.Key(s.seller, s.id))
+		p.t.Logf("%s: state %+v (%v)", s.id, st, err)
+	}
+}
+
 // terminal reports whether every invoice id has a terminal event: accepted, rejected, or a dead
 // letter carrying its id.
 func terminal(ids []string) func([]natsx.Delivered) bool {
@@ -286,16 +318,21 @@ func TestE2EOfflineInvoicesInOfflineBatchSessions(t *testing.T) {
 // back in the batch queue (requeue n), so each is sent in another package and accepted, never
 // left waiting, never received twice.
 func TestE2EBatchPackagesFailingAsAWhole(t *testing.T) {
-	const total = 200
+	const total = 400
 	p := start(t, options{
 		emulator: emulator.Config{Limits: emulator.LimitConfig{Multiplier: 1}, Seed: 15,
 			Faults: emulator.Faults{PackageFailRate: 0.3, BatchOpenFailRate: 0.1}},
-		settings: batchSettings,
+		settings: func(s *pipeline.Settings) {
+			batchSettings(s)
+			s.Batch.MaxInvoices = 250
+			s.Batch.Interval = 2 * time.Second
+			s.AckWait = 2 * time.Second
+		},
 	})
 	p.run(p.rt, pipeline.Sender, pipeline.Poller)
 	begin := time.Now()
 	subs, ids := p.submitMany("PKG", demo.Sellers[0], total)
-	evs := p.await(6*time.Minute, "a terminal event for every invoice", terminal(ids))
+	evs := p.awaitOrDump(4*time.Minute, subs, terminal(ids))
 	r := p.judge(subs, evs)
 	requeued := map[string]bool{}
 	for _, q := range eventsOf[*events.BatchQueued](evs) {
@@ -307,6 +344,7 @@ func TestE2EBatchPackagesFailingAsAWhole(t *testing.T) {
 	t.Logf("%s in %v; %d packages failed as a whole, %d right after open; %d invoices put back",
 		r, time.Since(begin).Round(time.Second), st.Faults["packageFail"], st.Faults["batchOpenFail"], len(requeued))
 	if err := r.Err(invariant.Want{}); err != nil {
+		p.dumpStates(subs, evs)
 		t.Fatal(err)
 	}
 	if st.Faults["packageFail"]+st.Faults["batchOpenFail"] == 0 || len(requeued) == 0 {

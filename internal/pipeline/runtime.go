@@ -246,7 +246,8 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 			s := sender.New(sender.Config{Layout: r.Layout, Pool: sender.PoolConfig{CloseIdle: r.Settings.SessionCloseIdle,
 				Open: r.Telemetry.Metrics.OpenSessions(telemetry.ModeOnline), Ledger: sender.NewLedger(r.Sessions, nil)},
 				Batch: batch, Log: r.Log.With().Str("worker", Sender).Logger(),
-				SendLease: r.sendLease()},
+				SendLease: r.sendLease(), BlockOnWarnings: r.Settings.BlockOnWarnings, CheckNIPs: r.Settings.Production(),
+				Warned: r.Telemetry.Metrics.InvoiceWarned},
 				r.clientFor, r.States, r.Store, r.Validator, r.pub)
 			jobs = append(jobs, job{r.workerConfig(Sender, 256, subj.InvoiceSubmitted()), s.Handle, s.Close, s.RunIdleCloser})
 			if !batch.Disabled {

@@ -43,6 +43,7 @@ const (
 	EnvSendLease           = "KSEF_SEND_LEASE"           // how long a send's outcome may stay unknown
 	EnvOutcomeDeadline     = "KSEF_OUTCOME_DEADLINE"     // how long an invoice may wait for a package or an outcome (24h)
 	EnvDrainTimeout        = "KSEF_DRAIN_TIMEOUT"        // how long in-flight handlers may finish after SIGTERM
+	EnvBlockOnWarnings     = "KSEF_BLOCK_ON_WARNINGS"    // true: reject invoices with warnings instead of sending them (false)
 )
 
 // Settings of a pipeline process.
@@ -77,7 +78,13 @@ type Settings struct {
 	VisualizeAccepted, VisualizeDownloaded bool
 	VisualizeFormat, VisualizeLanguage     string
 	QREnvironment                          string
+	// BlockOnWarnings: the sender rejects invoices with warnings (checks KSeF does not make).
+	BlockOnWarnings bool
 }
+
+// Production reports whether the pipeline works against production KSeF (KSEF_QR_ENVIRONMENT
+// "prod"), where KSeF checks NIP check digits: the sender then checks them too.
+func (s Settings) Production() bool { return s.QREnvironment == "prod" }
 
 // SettingsFromEnv reads every setting; readFile reads files named by settings (tokens).
 func SettingsFromEnv(getenv func(string) string, readFile func(string) ([]byte, error)) (Settings, error) {
@@ -170,7 +177,8 @@ func SettingsFromEnv(getenv func(string) string, readFile func(string) ([]byte, 
 		}
 	}
 	s.SchemaCache = getenv(EnvSchemaCache)
-	for env, dst := range map[string]*bool{EnvVisualizeAccepted: &s.VisualizeAccepted, EnvVisualizeDownloaded: &s.VisualizeDownloaded, EnvSchemaFetch: &s.SchemaFetch} {
+	for env, dst := range map[string]*bool{EnvVisualizeAccepted: &s.VisualizeAccepted, EnvVisualizeDownloaded: &s.VisualizeDownloaded,
+		EnvSchemaFetch: &s.SchemaFetch, EnvBlockOnWarnings: &s.BlockOnWarnings} {
 		if v := getenv(env); v != "" {
 			if *dst, err = strconv.ParseBool(v); err != nil {
 				errs = append(errs, fmt.Errorf("%s: want true or false, got %q", env, v))

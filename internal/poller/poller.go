@@ -372,7 +372,7 @@ func (p *Poller) settle(ctx context.Context, client *ksef.Client, ev *events.Inv
 
 func (p *Poller) accept(ctx context.Context, ev *events.InvoiceSent, info *ksefapi.InvoiceInfo, duplicate bool) error {
 	out := &events.InvoiceAccepted{SessionID: ev.SessionID, InvoiceHash: ev.InvoiceHash, XML: ev.XML, DuplicateOfEarlierSend: duplicate,
-		Visualize: ev.Visualize}
+		Visualize: ev.Visualize, Warnings: ev.Warnings}
 	out.Meta = ev.Meta.Next()
 	if info.KsefNumber != nil {
 		out.KsefNumber = *info.KsefNumber

@@ -234,7 +234,12 @@ func (b *batcher) handle(ctx context.Context, q *events.BatchQueued, hold func()
 		return s.publishSent(ctx, submittedOf(q), st)
 	case st.Status == invoicestate.BatchQueued:
 		if b.isHolding(key) {
-			return nil // a second queue item of an invoice already in a package here
+			if st.Packer == b.owner {
+				return nil // a second queue item of an invoice already in a package here
+			}
+			// Put back (a package KSeF failed) while its earlier package here is still being
+			// announced: take it once that package has let go of it.
+			return worker.Snooze(time.Second)
 		}
 		if st.Packer != "" && st.Packer != b.owner {
 			if age := now.Sub(st.UpdatedAt); age < b.cfg.Lease {

@@ -34,7 +34,8 @@ type Config struct {
 	Batch BatchConfig
 	// Layout says where invoice XMLs are stored.
 	Layout storage.Layout
-	// MaxInvoiceSize: KSeF takes at most 1 MB per invoice (without attachments).
+	// MaxInvoiceSize bounds the invoice loaded (default 3 MB, KSeF's limit with attachments;
+	// the validator holds invoices without attachments to 1 MB).
 	MaxInvoiceSize int64
 	// MemoryBudget bounds the invoice bytes all handlers hold at once, from loading an invoice
 	// until it is sent or queued for a batch (default 4 MiB, at least MaxInvoiceSize). Handlers
@@ -48,6 +49,14 @@ type Config struct {
 	Now         func() time.Time
 	// Log is for work done outside any message (batch packages).
 	Log zerolog.Logger
+	// BlockOnWarnings rejects invoices with warnings (what the checks KSeF does not make find,
+	// fa3.Warnings) instead of sending them with the warnings on invoice.sent.
+	BlockOnWarnings bool
+	// CheckNIPs refuses invoices whose NIPs have wrong check digits, as production KSeF does
+	// (and only production).
+	CheckNIPs bool
+	// Warned, when set, is told of every validated invoice that has warnings (a metric).
+	Warned func(n int)
 	// SendLease is how long after a send started its outcome may still be unknown: longer than
 	// the KSeF client's request timeout plus its waits for limits and Retry-After. A redelivered
 	// invoice waits that long before it is reconciled and, if KSeF never got it, sent again
@@ -75,7 +84,7 @@ func New(cfg Config, clients func(ctx context.Context, nip string) (*ksef.Client
 		cfg.Now = time.Now
 	}
 	if cfg.MaxInvoiceSize <= 0 {
-		cfg.MaxInvoiceSize = fa3.DefaultMaxSize
+		cfg.MaxInvoiceSize = fa3.MaxInvoiceSizeWithAttachments
 	}
 	if cfg.SendLease <= 0 {
 		cfg.SendLease = 150 * time.Second
@@ -170,7 +179,7 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 	if rejection != nil {
 		return s.reject(ctx, ev, snap, digest, rejection)
 	}
-	inv, rejection, err := s.validate(ctx, ev, xml)
+	inv, warnings, rejection, err := s.validate(ctx, ev, xml)
 	if err != nil {
 		return err
 	}
@@ -227,16 +236,23 @@ func (s *Sender) Submit(ctx context.Context, ev *events.InvoiceSubmitted) error 
 		attempt = st.Attempt + 1
 	}
 	base := invoicestate.State{SourceDigest: digest, Resubmission: ev.Resubmission, InvoiceHash: hash,
-		Attempt: attempt, XML: ref, InvoiceNumber: inv.InvoiceNumber(), Offline: ev.Offline, Visualize: ev.Visualize}
-	if !ev.Offline {
+		Attempt: attempt, XML: ref, InvoiceNumber: inv.InvoiceNumber(), Offline: ev.Offline, Visualize: ev.Visualize,
+		Warnings: warnings}
+	// The seed's interactive send has no offline mode (offline invoices go in batch sessions
+	// opened with offline: true), and KSeF takes invoices with attachments only in batch sessions.
+	batchOnly := ev.Offline || inv.Zalacznik != nil
+	if inv.Zalacznik != nil && s.batch == nil {
+		return s.reject(ctx, ev, snap, digest, &events.InvoiceRejected{Code: int(ksef.StatusAttachment),
+			Description: ksef.StatusAttachment.Description(), Stage: events.StageValidate,
+			Details: []string{"KSeF takes invoices with attachments only in batch sessions, and batch sessions are off (" + EnvBatchHint + ")"}})
+	}
+	if !batchOnly {
 		err = s.sendOnline(ctx, ev, snap, base, xml, stored)
 	}
-	// else: the seed's interactive send has no offline mode; offline invoices go in batch
-	// sessions opened with offline: true.
 	ref, serr := stored.wait() // the write reads xml
 	mem.release()              // a batch package reads the stored copy
 	var we *ratelimit.WaitError
-	if !ev.Offline && !errors.As(err, &we) {
+	if !batchOnly && !errors.As(err, &we) {
 		return err
 	}
 	if serr != nil {
@@ -408,7 +424,7 @@ func (s *Sender) markSent(ctx context.Context, ev *events.InvoiceSubmitted, snap
 func (s *Sender) publishSent(ctx context.Context, ev *events.InvoiceSubmitted, st *invoicestate.State) error {
 	out := &events.InvoiceSent{KsefInvoiceID: st.InvoiceID, SessionID: st.SessionID, Mode: st.Mode,
 		InvoiceHash: st.InvoiceHash, SentAt: events.At(st.UpdatedAt), XML: st.XML, InvoiceNumber: st.InvoiceNumber,
-		Visualize: ev.Visualize || st.Visualize}
+		Visualize: ev.Visualize || st.Visualize, Warnings: st.Warnings}
 	out.Meta = ev.Meta.Next()
 	if err := s.pub.Publish(ctx, out, nil); err != nil {
 		return fmt.Errorf("publishing invoice.sent: %w", err)
@@ -449,6 +465,9 @@ func (s *Sender) expectedSize(ev *events.InvoiceSubmitted) int64 {
 		return min(ev.XML.Size, s.cfg.MaxInvoiceSize)
 	case ev.XML == nil && len(ev.InlineXML) > 0:
 		return int64(len(ev.InlineXML))
+	case ev.XML == nil && len(ev.Generate) > 0:
+		// The generator makes no attachments: at most KSeF's limit without them.
+		return min(s.cfg.MaxInvoiceSize, fa3.MaxInvoiceSize)
 	}
 	return s.cfg.MaxInvoiceSize
 }
@@ -477,7 +496,7 @@ func (s *Sender) load(ctx context.Context, ev *events.InvoiceSubmitted, mem *sha
 		}
 		defer rc.Close()
 		if info.Size > s.cfg.MaxInvoiceSize {
-			return nil, nil, rejectInput(fmt.Sprintf("the invoice is %d bytes, over the limit of %d", info.Size, s.cfg.MaxInvoiceSize)), nil
+			return nil, nil, s.tooLarge(info.Size), nil
 		}
 		// Read at most the share: an object that grew after its size was read is retried, not
 		// let past the budget.
@@ -520,7 +539,7 @@ func (s *Sender) load(ctx context.Context, ev *events.InvoiceSubmitted, mem *sha
 		return nil, nil, rejectInput("the event carries no invoice"), nil
 	}
 	if int64(len(xml)) > s.cfg.MaxInvoiceSize {
-		return nil, nil, rejectInput(fmt.Sprintf("the invoice is %d bytes, over the limit of %d", len(xml), s.cfg.MaxInvoiceSize)), nil
+		return nil, nil, s.tooLarge(int64(len(xml))), nil
 	}
 	return xml, nil, nil, mem.fit(ctx, int64(len(xml)))
 }
@@ -584,27 +603,45 @@ func (s *Sender) storeXML(ctx context.Context, ev *events.InvoiceSubmitted, xml 
 	return &events.ObjectRef{Bucket: info.Bucket, Key: info.Key, SHA256: info.SHA256, Size: info.Size, ContentType: info.ContentType}, nil
 }
 
-// validate checks the invoice against the FA(3) schema, its semantics, and the context. It
-// returns an error only when ctx ended while waiting for a validation slot.
-func (s *Sender) validate(ctx context.Context, ev *events.InvoiceSubmitted, xml []byte) (*fa3.Invoice, *events.InvoiceRejected, error) {
+// validate checks the invoice as KSeF would, as far as that can be done here: its XML rules,
+// schema and size (430), the context (410), the issue date (450) and, with CheckNIPs, the NIP
+// check digits (450). What KSeF does not check (fa3.Warnings) comes back as warnings, a
+// rejection only with BlockOnWarnings. It returns an error only when ctx ended while waiting for
+// a validation slot.
+func (s *Sender) validate(ctx context.Context, ev *events.InvoiceSubmitted, xml []byte) (*fa3.Invoice, []string, *events.InvoiceRejected, error) {
 	if err := s.cpu.Acquire(ctx, 1); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	defer s.cpu.Release(1)
 	res, err := s.validator.Validate(ctx, xml)
 	if err != nil {
-		return nil, &events.InvoiceRejected{Code: int(ksef.StatusInvalid), Description: ksef.StatusInvalid.Description(),
+		return nil, nil, &events.InvoiceRejected{Code: int(ksef.StatusInvalid), Description: ksef.StatusInvalid.Description(),
 			Details: []string{err.Error()}, Stage: events.StageValidate}, nil
 	}
-	if err := fa3.CheckSemantics(res.Invoice); err != nil {
-		return nil, &events.InvoiceRejected{Code: int(ksef.StatusSemantic), Description: ksef.StatusSemantic.Description(),
-			Details: []string{err.Error()}, Stage: events.StageValidate}, nil
-	}
-	if seller := res.Invoice.SellerNIP(); seller != ev.ContextNIP {
-		return nil, &events.InvoiceRejected{Code: int(ksef.StatusPermission), Description: ksef.StatusPermission.Description(),
+	inv := res.Invoice
+	if seller := inv.SellerNIP(); seller != ev.ContextNIP {
+		return nil, nil, &events.InvoiceRejected{Code: int(ksef.StatusPermission), Description: ksef.StatusPermission.Description(),
 			Details: []string{fmt.Sprintf("the seller's NIP %s is not the context %s", seller, ev.ContextNIP)}, Stage: events.StageValidate}, nil
 	}
-	return res.Invoice, nil, nil
+	semantic := fa3.CheckIssueDate(inv, s.cfg.Now())
+	if semantic == nil && s.cfg.CheckNIPs {
+		semantic = fa3.CheckNIPs(inv)
+	}
+	if semantic != nil {
+		return nil, nil, &events.InvoiceRejected{Code: int(ksef.StatusSemantic), Description: ksef.StatusSemantic.Description(),
+			Details: []string{semantic.Error()}, Stage: events.StageValidate}, nil
+	}
+	warnings := fa3.Warnings(inv)
+	if len(warnings) > 0 {
+		if s.cfg.Warned != nil {
+			s.cfg.Warned(len(warnings))
+		}
+		if s.cfg.BlockOnWarnings {
+			return nil, nil, &events.InvoiceRejected{Description: "the invoice has warnings and blocking on warnings is on (KSEF_BLOCK_ON_WARNINGS)",
+				Details: warnings, Stage: events.StageValidate}, nil
+		}
+	}
+	return inv, warnings, nil, nil
 }
 
 func deref(s *string) string {
@@ -612,6 +649,12 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// tooLarge is the rejection of an invoice over the size limit: KSeF refuses the file (430).
+func (s *Sender) tooLarge(n int64) *events.InvoiceRejected {
+	return &events.InvoiceRejected{Code: int(ksef.StatusInvalid), Description: ksef.StatusInvalid.Description(), Stage: events.StageValidate,
+		Details: []string{fmt.Sprintf("the invoice is %d bytes, over the limit of %d", n, s.cfg.MaxInvoiceSize)}}
 }
 
 func rejectInput(description string, details ...string) *events.InvoiceRejected {

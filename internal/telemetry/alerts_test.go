@@ -18,6 +18,7 @@ var metricNames = []string{
 	telemetry.MetricEventsHandled, telemetry.MetricHandlerDuration, telemetry.MetricDeadLetters,
 	telemetry.MetricAPIRequests, telemetry.MetricAPIDuration, telemetry.MetricAPIRetries, telemetry.MetricAPIThrottled,
 	telemetry.MetricRateLimitWaits, telemetry.MetricStorageBytes, telemetry.MetricOpenSessions,
+	telemetry.MetricInvoicesWarned, telemetry.MetricWarnings,
 	telemetry.MetricConsumerPending, telemetry.MetricConsumerAckPending, telemetry.MetricDependencyUp, telemetry.MetricWorkerAlive,
 }
 

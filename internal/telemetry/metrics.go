@@ -34,6 +34,9 @@ type Metrics struct {
 	storageBytes *prometheus.CounterVec // bucket
 	openSessions *prometheus.GaugeVec   // mode
 
+	invoicesWarned prometheus.Counter
+	warnings       prometheus.Counter
+
 	consumers *consumers // worker; see Consumer
 }
 
@@ -49,6 +52,8 @@ const (
 	MetricRateLimitWaits  = "ksef_rate_limit_waits_total"
 	MetricStorageBytes    = "ksef_storage_bytes_total"
 	MetricOpenSessions    = "ksef_open_sessions"
+	MetricInvoicesWarned  = "ksef_invoices_with_warnings_total"
+	MetricWarnings        = "ksef_invoice_warnings_total"
 )
 
 // CodeError is the code label of a KSeF request that got no HTTP answer (network error, timeout).
@@ -88,10 +93,14 @@ func NewMetrics() *Metrics {
 			Help: "Bytes stored in object storage, by bucket."}, []string{"bucket"}),
 		openSessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: MetricOpenSessions,
 			Help: "KSeF sessions this process holds open, by mode (online, batch)."}, []string{"mode"}),
+		invoicesWarned: prometheus.NewCounter(prometheus.CounterOpts{Name: MetricInvoicesWarned,
+			Help: "Invoices the sender validated that have warnings: problems KSeF does not check (totals that do not add up, ...)."}),
+		warnings: prometheus.NewCounter(prometheus.CounterOpts{Name: MetricWarnings,
+			Help: "Warnings the sender found on the invoices it validated (at most 21 per invoice)."}),
 		consumers: &consumers{infos: map[string]ConsumerInfo{}},
 	}
 	m.reg.MustRegister(m.eventsHandled, m.handlerDuration, m.deadLetters, m.apiRequests, m.apiDuration,
-		m.apiRetries, m.apiThrottle, m.limitWaits, m.storageBytes, m.openSessions, m.consumers,
+		m.apiRetries, m.apiThrottle, m.limitWaits, m.storageBytes, m.openSessions, m.invoicesWarned, m.warnings, m.consumers,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -143,6 +152,12 @@ func (m *Metrics) StoredBytes(bucket string, n int64) {
 	if n > 0 {
 		m.storageBytes.WithLabelValues(bucket).Add(float64(n))
 	}
+}
+
+// InvoiceWarned records a validated invoice with n warnings; it fits sender.Config.Warned.
+func (m *Metrics) InvoiceWarned(n int) {
+	m.invoicesWarned.Inc()
+	m.warnings.Add(float64(n))
 }
 
 // Session modes of OpenSessions.

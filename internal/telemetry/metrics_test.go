@@ -170,6 +170,19 @@ func TestOpenSessionsGauge(t *testing.T) {
 	}
 }
 
+func TestInvoiceWarned(t *testing.T) {
+	m := NewMetrics()
+	m.InvoiceWarned(2)
+	m.InvoiceWarned(3)
+	s := scrape(t, m)
+	if got := s.Sum(MetricInvoicesWarned); got != 2 {
+		t.Errorf("invoices with warnings = %v, want 2", got)
+	}
+	if got := s.Sum(MetricWarnings); got != 5 {
+		t.Errorf("warnings = %v, want 5", got)
+	}
+}
+
 // TestLabelsAreBounded: no metric of the pipeline carries a label that could hold an invoice
 // id, a NIP or another unbounded value.
 func TestLabelsAreBounded(t *testing.T) {
@@ -182,6 +195,7 @@ func TestLabelsAreBounded(t *testing.T) {
 	m.LimitWait(ksef.OpInvoiceSend)
 	m.StoredBytes("ksef-invoices", 1)
 	m.OpenSessions(ModeOnline).Inc()
+	m.InvoiceWarned(1)
 	allowed := []string{"worker", "subject", "outcome", "kind", "operation", "code", "bucket", "mode"}
 	s := scrape(t, m)
 	n := 0
@@ -201,7 +215,7 @@ func TestLabelsAreBounded(t *testing.T) {
 			}
 		}
 	}
-	if n != 10 {
-		t.Errorf("%d ksef_ metric families, want 10:\n%s", n, s)
+	if n != 12 {
+		t.Errorf("%d ksef_ metric families, want 12:\n%s", n, s)
 	}
 }

@@ -172,6 +172,9 @@ type InvoiceSent struct {
 	InvoiceNumber string `msgpack:"invoice_number"`
 	// Visualize carries the submission's request for a PDF.
 	Visualize bool `msgpack:"visualize,omitempty"`
+	// Warnings are what the sender's checks found that KSeF does not verify (totals that do not
+	// add up, repeated line numbers, ...): the invoice was sent all the same.
+	Warnings []string `msgpack:"warnings,omitempty"`
 }
 
 // InvoiceAccepted records that KSeF accepted the invoice and assigned it a
@@ -196,6 +199,8 @@ type InvoiceAccepted struct {
 	UPO *ObjectRef `msgpack:"upo,omitempty"`
 	// Visualize carries the submission's request for a PDF.
 	Visualize bool `msgpack:"visualize,omitempty"`
+	// Warnings are invoice.sent's, copied.
+	Warnings []string `msgpack:"warnings,omitempty"`
 }
 
 // InvoiceRejected records that the invoice will not be in KSeF as sent:
@@ -237,7 +242,8 @@ type VisualizeRequested struct {
 	XML        *ObjectRef `msgpack:"xml"`
 	Format     string     `msgpack:"format"`
 	Language   string     `msgpack:"language"`
-	// Offline renders the second QR code (KOD II) of offline invoices.
+	// Offline marks an offline invoice: the rendering says so, and its KOD I (the verification
+	// QR code) is labelled OFFLINE while KsefNumber is empty.
 	Offline bool `msgpack:"offline"`
 }
 

@@ -36,9 +36,11 @@ func samples() []Event {
 	return []Event{
 		&InvoiceSubmitted{Meta: meta("FV/2026/03/1"), InlineXML: []byte("<Faktura/>"), Visualize: true},
 		&InvoiceSent{Meta: meta("FV/2026/03/1"), KsefInvoiceID: "20260314-EE-1", SessionID: "20260314-SO-1",
-			Mode: ModeOnline, InvoiceHash: xmlHash, XML: ref("ksef-invoices", "a.xml"), SentAt: t0, InvoiceNumber: "FV/2026/03/1"},
+			Mode: ModeOnline, InvoiceHash: xmlHash, XML: ref("ksef-invoices", "a.xml"), SentAt: t0, InvoiceNumber: "FV/2026/03/1",
+			Warnings: []string{"P_15 100.00 does not equal the sum of the net and VAT totals 123.00"}},
 		&InvoiceAccepted{Meta: meta("FV/2026/03/1"), KsefNumber: "5265877635-20260314-0100001AF629-AF",
-			AcquisitionDate: t0, SessionID: "20260314-SO-1", InvoiceHash: xmlHash, XML: ref("ksef-invoices", "a.xml")},
+			AcquisitionDate: t0, SessionID: "20260314-SO-1", InvoiceHash: xmlHash, XML: ref("ksef-invoices", "a.xml"),
+			Warnings: []string{"FaWiersz[2]: duplicate NrWierszaFa 1"}},
 		&InvoiceRejected{Meta: meta("FV/2026/03/1"), Code: 450, Description: "Błąd weryfikacji semantyki",
 			Details: []string{"P_2 missing"}, Extensions: map[string]string{"line": "3"}, Stage: StageStatus},
 		&InvoiceDownloaded{Meta: meta(""), QueryID: "q-1", KsefNumber: "5265877635-20260314-0100001AF629-AF",
@@ -144,6 +146,10 @@ func TestGenericDecode(t *testing.T) {
 	}
 	if _, ok := m["permanent_storage_date"]; ok {
 		t.Fatal("zero optional time was encoded")
+	}
+	// Warnings are a list of strings.
+	if w, ok := m["warnings"].([]any); !ok || len(w) != 1 || w[0] != "FaWiersz[2]: duplicate NrWierszaFa 1" {
+		t.Fatalf("warnings = %#v", m["warnings"])
 	}
 }
 

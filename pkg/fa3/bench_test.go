@@ -122,3 +122,15 @@ func BenchmarkCanonical(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDocumentRules is the cost of KSeF's XML rules (BOM, processing instructions,
+// discouraged characters) that Validate adds, on a 900 KiB invoice.
+func BenchmarkDocumentRules(b *testing.B) {
+	data := bigInvoice(b, 900<<10)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if ve := checkDocumentRules(data); ve != nil {
+			b.Fatal(ve)
+		}
+	}
+}

@@ -2,9 +2,14 @@
 // national e-invoicing system: a Go model of the document (Invoice), safe
 // parsing (Parse), validation against the Ministry of Finance's XSD set
 // with libxml2 through cgo (Validator) with a structural fallback when no
-// schema is configured, semantic checks the schema cannot express
-// (CheckSemantics), generation from structured data (Generate) and the
+// schema is configured, generation from structured data (Generate) and the
 // exclusive canonical form (Canonical).
+//
+// What KSeF itself verifies (the Ministry's "Weryfikacja faktury") is split
+// between Validate (its XML rules, the schema and the size limits),
+// CheckIssueDate and CheckNIPs (production only). CheckSemantics and
+// Warnings check what KSeF does not (totals, line arithmetic, date order):
+// advice about an invoice, never a reason KSeF would refuse it.
 //
 // Untrusted input is handled defensively: any document containing a
 // DOCTYPE or entity declaration is refused before a parser sees it (no

@@ -16,7 +16,10 @@ const (
 	KindNotWellFormed                      // not well-formed XML (or not UTF-8)
 	KindNotFA3                             // well-formed, but not an FA(3) Faktura (e.g. FA(2))
 	KindSchema                             // fails the FA(3) XSD (or, in fallback mode, the structural checks)
-	KindSemantic                           // schema-valid but inconsistent (totals, dates, lines)
+	KindSemantic                           // schema-valid but inconsistent (totals, dates, lines); not a KSeF rule
+	KindRule                               // breaks one of KSeF's XML rules (BOM, XML version, processing instruction, discouraged character)
+	KindIssueDate                          // P_1 after the day of acceptance (KSeF's date rule)
+	KindNIP                                // a NIP with a wrong check digit (KSeF's production-only rule)
 )
 
 var kindNames = map[ErrorKind]string{
@@ -27,6 +30,9 @@ var kindNames = map[ErrorKind]string{
 	KindNotFA3:        "not FA(3)",
 	KindSchema:        "schema",
 	KindSemantic:      "semantic",
+	KindRule:          "ksef rule",
+	KindIssueDate:     "issue date",
+	KindNIP:           "nip checksum",
 }
 
 func (k ErrorKind) String() string {

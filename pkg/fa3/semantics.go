@@ -1,6 +1,7 @@
 package fa3
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 )
@@ -26,12 +27,35 @@ func (f *Fa) amountFields() []struct{ name, value string } {
 	}
 }
 
-// semanticErr collects the first semantic error.
-type semanticErr struct{ err *ValidationError }
+// maxWarnings bounds the problems Warnings lists: an invoice with thousands of lines that do
+// not add up must not make an event of megabytes.
+const maxWarnings = 20
+
+// semanticErr collects the semantic problems: the first as an error, and up to maxWarnings
+// messages when all is set.
+type semanticErr struct {
+	err  *ValidationError
+	all  bool
+	msgs []string
+	more int // problems past maxWarnings
+}
 
 func (s *semanticErr) add(format string, args ...any) {
 	if s.err == nil {
 		s.err = verr(KindSemantic, 0, format, args...)
+		if !s.all {
+			return
+		}
+		s.msgs = append(s.msgs, s.err.Message)
+		return
+	}
+	if !s.all {
+		return
+	}
+	if len(s.msgs) < maxWarnings {
+		s.msgs = append(s.msgs, fmt.Sprintf(format, args...))
+	} else {
+		s.more++
 	}
 }
 
@@ -82,11 +106,30 @@ func (s *semanticErr) date(name fieldName, v string) (time.Time, bool) {
 	return t, true
 }
 
+// Warnings lists every problem CheckSemantics finds (at most 20, then a
+// count of the rest), or nil. KSeF does not check any of them: the pipeline
+// reports them as warnings and sends the invoice.
+func Warnings(inv *Invoice) []string {
+	if inv == nil {
+		return nil
+	}
+	s := semanticErr{all: true}
+	checkSemantics(&s, inv)
+	if s.more > 0 {
+		s.msgs = append(s.msgs, fmt.Sprintf("and %d more", s.more))
+	}
+	return s.msgs
+}
+
 // CheckSemantics checks what the schema cannot: that the totals add up,
 // that dates are real dates in a sensible order and that lines agree with
 // their quantities and prices. It returns the first problem as a
-// *ValidationError of KindSemantic, or nil. The rules are deliberately
-// those every published FA(3) example satisfies:
+// *ValidationError of KindSemantic, or nil.
+//
+// These are not KSeF's rules (official/faktury/weryfikacja-faktury.md lists
+// what KSeF verifies; see Validate, CheckIssueDate and CheckNIPs): KSeF
+// accepts invoices that break them, so they are advice about the invoice
+// (Warnings), never a reason to refuse it. The checks:
 //
 //   - P_15 equals the sum of the P_13_x and P_14_x present, within 0.01
 //     (signs kept, so corrections with negative differences work; the
@@ -114,6 +157,14 @@ func CheckSemantics(inv *Invoice) error {
 		return verr(KindSemantic, 0, "no invoice")
 	}
 	var s semanticErr
+	checkSemantics(&s, inv)
+	if s.err != nil {
+		return s.err
+	}
+	return nil
+}
+
+func checkSemantics(s *semanticErr, inv *Invoice) {
 	f := &inv.Fa
 
 	// Dates.
@@ -225,15 +276,15 @@ func CheckSemantics(inv *Invoice) error {
 			price, hasPrice := s.decimal(fieldName{"FaWiersz", i + 1, p.priceName}, p.price)
 			value, hasValue := s.decimal(fieldName{"FaWiersz", i + 1, p.valueName}, p.value)
 			if hasQty && hasPrice && hasValue {
-				checkLine(&s, name, qty, price, value, discount, hasDiscount, p.priceName, p.valueName)
+				checkLine(s, name, qty, price, value, discount, hasDiscount, p.priceName, p.valueName)
 			}
 		}
 	}
 
 	// Settlement.
 	if r := f.Rozliczenie; r != nil {
-		checkSum(&s, "SumaObciazen", r.SumaObciazen, r.Obciazenia)
-		checkSum(&s, "SumaOdliczen", r.SumaOdliczen, r.Odliczenia)
+		checkSum(s, "SumaObciazen", r.SumaObciazen, r.Obciazenia)
+		checkSum(s, "SumaOdliczen", r.SumaOdliczen, r.Odliczenia)
 	}
 
 	// Shares of additional buyers.
@@ -246,11 +297,6 @@ func CheckSemantics(inv *Invoice) error {
 	if shares.cmp(fixed(100, 0)) > 0 {
 		s.add("Podmiot3: shares (Udzial) add up to %s%%, more than 100%%", formatDecimal(shares.rat(), 6, 0))
 	}
-
-	if s.err != nil {
-		return s.err
-	}
-	return nil
 }
 
 // checkLine checks value against qty × price − discount (see CheckSemantics).

@@ -27,9 +27,10 @@ const (
 	structuresFile = "bazowe/StrukturyDanych_v10-0E.xsd"
 )
 
-// DefaultMaxSize is the default document size limit: 1 MB, the KSeF limit
-// for an invoice without attachments.
-const DefaultMaxSize = 1 << 20
+// DefaultMaxSize is the default document size limit: 3 MB, the KSeF limit
+// for an invoice with attachments. Validate also applies the 1 MB limit of
+// invoices without attachments once it has parsed the document.
+const DefaultMaxSize = MaxInvoiceSizeWithAttachments
 
 // Version is the schema version reported in Result.
 const Version = "v3"
@@ -144,11 +145,15 @@ func (v *Validator) SchemaValidated() bool {
 // SchemaDir returns the schema directory in use, "" in fallback mode.
 func (v *Validator) SchemaDir() string { return v.dir }
 
-// Validate checks data, in this order: size limit, empty, DOCTYPE,
-// well-formedness, root element and namespace (FA(3) only), then the XSD
-// (or, in fallback mode, structural checks). It returns the parsed invoice
-// on success; any refusal is a *ValidationError carrying the first error
-// found. Semantic checks are separate (CheckSemantics).
+// Validate checks data as KSeF does before it looks at the content, in this
+// order: size limit, empty, UTF-8 only, DOCTYPE, KSeF's XML rules (no byte
+// order mark, XML 1.0, no processing instructions, no discouraged
+// characters: KindRule), well-formedness, root element and namespace (FA(3)
+// only), the XSD (or, in fallback mode, structural checks), then KSeF's size
+// limits (1 MB, 3 MB with attachments; the configured limit, checked
+// first, only lowers them). It returns the parsed invoice on success; any refusal is a
+// *ValidationError carrying the first error found. KSeF's date and NIP rules
+// are CheckIssueDate and CheckNIPs; CheckSemantics is not KSeF's.
 func (v *Validator) Validate(ctx context.Context, data []byte) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -157,6 +162,9 @@ func (v *Validator) Validate(ctx context.Context, data []byte) (*Result, error) 
 		return nil, verr(KindTooLarge, 0, "document is %d bytes, the limit is %d", len(data), v.maxSize)
 	}
 	if ve := precheck(data); ve != nil {
+		return nil, ve
+	}
+	if ve := checkDocumentRules(data); ve != nil {
 		return nil, ve
 	}
 	v.mu.RLock()
@@ -175,6 +183,9 @@ func (v *Validator) Validate(ctx context.Context, data []byte) (*Result, error) 
 	inv, err := decode(data)
 	if err != nil {
 		return nil, err
+	}
+	if ve := checkSize(len(data), inv); ve != nil {
+		return nil, ve
 	}
 	return &Result{Version: Version, SchemaValidated: validated, Invoice: inv}, nil
 }

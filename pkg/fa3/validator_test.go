@@ -270,7 +270,7 @@ func TestValidateEdgeInputs(t *testing.T) {
 		in   []byte
 		kind ErrorKind // 0: accepted
 	}{
-		{"utf-8 BOM", append([]byte("\xEF\xBB\xBF"), data...), 0},
+		{"utf-8 BOM (KSeF takes UTF-8 without one)", append([]byte("\xEF\xBB\xBF"), data...), KindRule},
 		{"schema location hints are ignored", hint, 0},
 		{"xml 1.1", bytes.Replace(data, []byte(`version="1.0"`), []byte(`version="1.1"`), 1), KindNotWellFormed},
 		{"utf-16", append([]byte{0xFF, 0xFE}, data...), KindNotWellFormed},

@@ -6,13 +6,17 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef/ksefapi"
 )
 
-var p15 = regexp.MustCompile(`<P_15>[^<]*</P_15>`)
+var (
+	p15 = regexp.MustCompile(`<P_15>[^<]*</P_15>`)
+	p1  = regexp.MustCompile(`<P_1>[^<]*</P_1>`)
+)
 
 // TestInvoiceStatusPaths sends invoices that end in each outcome KSeF decides for an invoice and
 // polls ksefInvoiceStatus until the status is final.
@@ -32,11 +36,14 @@ func TestInvoiceStatusPaths(t *testing.T) {
 	}
 	t.Cleanup(s2.Forget)
 
-	// Totals that do not add up: P_15 is no longer the sum of the net amounts and VAT.
-	badTotal := p15.ReplaceAll(invoiceXML(t, nipA, nipB, "FV/E2E/STATUS/450"), []byte("<P_15>1.00</P_15>"))
-	if bytes.Equal(badTotal, invoiceXML(t, nipA, nipB, "FV/E2E/STATUS/450")) {
+	// Totals that do not add up: P_15 is no longer the sum of the net amounts and VAT. KSeF
+	// does not check that.
+	badTotal := p15.ReplaceAll(invoiceXML(t, nipA, nipB, "FV/E2E/STATUS/TOTAL"), []byte("<P_15>1.00</P_15>"))
+	if bytes.Equal(badTotal, invoiceXML(t, nipA, nipB, "FV/E2E/STATUS/TOTAL")) {
 		t.Fatal("the generated invoice has no P_15 to spoil")
 	}
+	// An issue date after the day of acceptance, which KSeF refuses.
+	future := p1.ReplaceAll(invoiceXML(t, nipA, nipB, "FV/E2E/STATUS/450"), []byte("<P_1>"+time.Now().AddDate(0, 0, 3).Format("2006-01-02")+"</P_1>"))
 
 	var original ksefapi.InvoiceInfo // the first of the invoice sent twice
 	for _, tc := range []struct {
@@ -132,8 +139,12 @@ func TestInvoiceStatusPaths(t *testing.T) {
 			},
 		},
 		{
-			name: "totals do not add up", xml: badTotal, status: ksef.StatusSemantic,
-			check: wantDetails("P_15"),
+			name: "totals do not add up: KSeF does not check", xml: badTotal, status: ksef.StatusAccepted,
+			check: func(*testing.T, ksefapi.InvoiceInfo) {},
+		},
+		{
+			name: "issue date after the day of acceptance", xml: future, status: ksef.StatusSemantic,
+			check: wantDetails("P_1"),
 		},
 		{
 			name: "seller is not the context", xml: invoiceXML(t, nipC, nipB, "FV/E2E/STATUS/410"), status: ksef.StatusPermission,
