@@ -55,8 +55,20 @@ func (c *CAS) SwapRevision(ctx context.Context, key string, value []byte, revisi
 
 // isWrongSequence matches the error of an Update whose expected revision is stale.
 func isWrongSequence(err error) bool {
+	return IsWrongSequence(err)
+}
+
+// IsWrongSequence reports whether err is JetStream's "wrong last sequence" answer to a
+// compare-and-set write (KV Create, Update or Delete at a revision that is no longer the last):
+// code 10071, or 10164, which nats.go documents as the same answer from replicated (R>1) streams
+// (nats-server 2.15 still answers 10071 on an R3 bucket).
+func IsWrongSequence(err error) bool {
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return true
+	}
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }
 
 // Keys lists the keys that start with prefix (a missing bucket content gives none).

@@ -60,7 +60,7 @@ type Config struct {
 	// redelivered message; the cost is one remembered id per message in
 	// the window.
 	DuplicateWindow time.Duration
-	Replicas        int // stream replicas (1 on a single server)
+	Replicas        int // replicas of the stream and every KV bucket (1 on a single server)
 
 	// MaxInlineSize limits inline invoice payloads (events.Codec); 0 means
 	// events.DefaultMaxInlineSize.

@@ -20,7 +20,7 @@
 //	KSEF_SUBJECT_PREFIX        subject prefix, also names the stream (none)
 //	KSEF_NATS_STREAM_MAX_AGE   how long events are kept (30d)
 //	KSEF_NATS_DUPLICATE_WINDOW how long Nats-Msg-Ids are remembered (10m)
-//	KSEF_NATS_REPLICAS         stream replicas (1)
+//	KSEF_NATS_REPLICAS         replicas of the stream and of every KV bucket (1)
 //	KSEF_MAX_INLINE_SIZE       limit of inline invoice payloads in bytes (262144)
 //
 // # The stream
@@ -29,4 +29,14 @@
 // dead letter: <prefix>.invoice.>, session.>, query.> and dlq.>. It uses
 // limits retention, so events stay for the max age whatever consumers do:
 // each worker has its own durable consumer, and audit readers can replay.
+//
+// # On a cluster
+//
+// KSEF_NATS_REPLICAS gives the stream, every KV bucket the pipeline makes (state, limits, marks,
+// sessions, the workers' failure counts) and, through the stream, every consumer that many
+// replicas. KSEF_NATS_URL should list every node, so that a client fails over when its node goes.
+// Provisioning (the stream, the buckets, a worker's consumer) is create-or-update and retried
+// with back-off while the cluster forms or a concurrent creator races ([Retry],
+// [ProvisionTransient]), so any number of workers may start at once, before the cluster has a
+// meta leader.
 package natsx

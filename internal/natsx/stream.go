@@ -45,30 +45,56 @@ func StreamConfig(cfg Config) jetstream.StreamConfig {
 	}
 }
 
-// EnsureStreams creates the pipeline's stream or updates it to cfg.
+// EnsureStreams creates the pipeline's stream or updates it to cfg (with cfg.Replicas replicas).
+// Transient failures (a cluster without a meta leader yet, peers still joining, another worker
+// creating the same stream) are retried with back-off until ctx ends (see [Retry]).
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Stream, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	sc := StreamConfig(cfg)
-	s, err := js.CreateOrUpdateStream(ctx, sc)
+	var s jetstream.Stream
+	err := Retry(ctx, "stream "+sc.Name, func(ctx context.Context) error {
+		var err error
+		s, err = js.CreateOrUpdateStream(ctx, sc)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("natsx: stream %s: %w", sc.Name, err)
 	}
 	return s, nil
 }
 
-// EnsureKV creates or updates a key-value bucket (file storage, one
-// revision per key, one replica) whose entries expire after ttl (0: never).
-// The pipeline uses such buckets for per-invoice state, worker failure
-// counts and shared rate limits.
-func EnsureKV(ctx context.Context, js jetstream.JetStream, name string, ttl time.Duration) (jetstream.KeyValue, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:  name,
-		TTL:     ttl,
-		History: 1,
-		Storage: jetstream.FileStorage,
+// KVOption changes a bucket's configuration (see EnsureKV).
+type KVOption func(*jetstream.KeyValueConfig)
+
+// KVReplicas gives the bucket n replicas (0: 1). The pipeline's buckets take the stream's
+// replicas (Config.Replicas), so that they survive what the stream survives.
+func KVReplicas(n int) KVOption {
+	return func(c *jetstream.KeyValueConfig) { c.Replicas = max(n, 1) }
+}
+
+// EnsureKV creates or updates a key-value bucket (file storage, one revision per key, one
+// replica unless KVReplicas says more) whose entries expire after ttl (0: never). The pipeline
+// uses such buckets for per-invoice state, worker failure counts and shared rate limits.
+// Transient failures are retried with back-off until ctx ends, as in EnsureStreams.
+func EnsureKV(ctx context.Context, js jetstream.JetStream, name string, ttl time.Duration, opts ...KVOption) (jetstream.KeyValue, error) {
+	kc := jetstream.KeyValueConfig{
+		Bucket:   name,
+		TTL:      ttl,
+		History:  1,
+		Storage:  jetstream.FileStorage,
+		Replicas: 1,
+	}
+	for _, o := range opts {
+		o(&kc)
+	}
+	var kv jetstream.KeyValue
+	err := Retry(ctx, "kv "+name, func(ctx context.Context) error {
+		var err error
+		kv, err = js.CreateOrUpdateKeyValue(ctx, kc)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("natsx: kv %s: %w", name, err)

@@ -76,9 +76,11 @@ func Provision(ctx context.Context, s Settings) ([]string, error) {
 		return nil, err
 	}
 	made = append(made, "stream "+st.CachedInfo().Config.Name)
+	// Every bucket is replicated like the stream (see OpenWithTelemetry).
+	replicas := natsx.KVReplicas(cfg.WithDefaults().Replicas)
 	for _, b := range kvBuckets {
 		name := kvName(cfg, b.what)
-		if _, err := natsx.EnsureKV(ctx, js, name, b.ttl); err != nil {
+		if _, err := natsx.EnsureKV(ctx, js, name, b.ttl, replicas); err != nil {
 			return made, err
 		}
 		made = append(made, "kv "+name)

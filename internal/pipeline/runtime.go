@@ -101,22 +101,25 @@ func OpenWithTelemetry(ctx context.Context, s Settings, log zerolog.Logger, tel 
 	}
 	r.Publisher = natsx.NewPublisher(r.JS, s.NATS)
 	r.pub = tel.Publisher(r.Publisher)
-	stateKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "STATE"), 90*24*time.Hour)
+	// Every bucket is replicated like the stream: losing the node holding a bucket of one replica
+	// would stop every worker, whatever the stream survives.
+	replicas := natsx.KVReplicas(s.NATS.WithDefaults().Replicas)
+	stateKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "STATE"), 90*24*time.Hour, replicas)
 	if err != nil {
 		return fail(err)
 	}
 	r.States = invoicestate.NewStore(natsx.NewCAS(stateKV), nil)
 	// Limiter windows reach back an hour; a key idle for two is worthless.
-	limitsKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "LIMITS"), 2*time.Hour)
+	limitsKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "LIMITS"), 2*time.Hour, replicas)
 	if err != nil {
 		return fail(err)
 	}
-	marksKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "MARKS"), 0)
+	marksKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "MARKS"), 0, replicas)
 	if err != nil {
 		return fail(err)
 	}
 	r.Marks = natsx.NewCAS(marksKV)
-	sessionsKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "SESSIONS"), 24*time.Hour)
+	sessionsKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "SESSIONS"), 24*time.Hour, replicas)
 	if err != nil {
 		return fail(err)
 	}

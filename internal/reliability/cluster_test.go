@@ -48,6 +48,10 @@ type clusterOptions struct {
 	// embedded server; the workers then connect as the users in natsUsers.
 	natsConfig string
 	natsUsers  map[string][2]string // worker -> user, password
+	// natsNodes, when above 1, runs NATS as a JetStream cluster of that many nodes, each a
+	// process of its own (natsNodes) instead of one embedded server; the stream and every bucket
+	// then have that many replicas, and the workers are given every node's URL.
+	natsNodes int
 }
 
 // cluster is one pipeline: NATS (embedded in the test process, file storage, a fixed port so it
@@ -61,6 +65,8 @@ type cluster struct {
 
 	natsMu sync.Mutex
 	nats   *server.Server
+	// natsNodes is NATS when clusterOptions.natsNodes > 1 (nats and port are then unused).
+	natsNodes *natsNodes
 
 	em      *emulator.Emulator
 	ksef    *hookProxy
@@ -88,17 +94,23 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	c := &cluster{t: t, o: o, dir: t.TempDir(), workers: map[string]*workerProc{}}
 	endpoint := minIO(t)
 
-	// NATS on a port of its own that stays the same across restarts.
-	addr, err := freeAddr()
-	if err != nil {
-		t.Fatal(err)
+	var err error
+	if o.natsNodes > 1 {
+		// Stopped when the test ends; EnsureStreams below waits for the meta leader.
+		c.natsNodes = startNATSNodes(t, o.natsNodes)
+	} else {
+		// NATS on a port of its own that stays the same across restarts.
+		addr, err := freeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, p, _ := net.SplitHostPort(addr)
+		c.port, _ = strconv.Atoi(p)
+		if err := c.startNATS(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.stopNATS)
 	}
-	_, p, _ := net.SplitHostPort(addr)
-	c.port, _ = strconv.Atoi(p)
-	if err := c.startNATS(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.stopNATS)
 
 	// The emulator.
 	c.tokens = demo.Tokens()
@@ -140,7 +152,7 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	}
 
 	// The test's own view: a connection, a publisher, the event log and storage.
-	c.cfg = natsx.Config{URL: c.natsURL()}
+	c.cfg = natsx.Config{URL: c.natsURL(), Replicas: max(o.natsNodes, 1)}
 	if o.natsConfig != "" {
 		c.cfg.User, c.cfg.Password = "admin", os.Getenv("KSEF_NATS_ADMIN_PASSWORD")
 	}
@@ -168,12 +180,27 @@ func newCluster(t *testing.T, o clusterOptions) *cluster {
 	return c
 }
 
-func (c *cluster) natsURL() string { return fmt.Sprintf("nats://127.0.0.1:%d", c.port) }
+// natsURL is the URL of the embedded server, or every node's (comma-separated) on a cluster.
+func (c *cluster) natsURL() string {
+	if c.natsNodes != nil {
+		return c.natsNodes.layout.URL()
+	}
+	return fmt.Sprintf("nats://127.0.0.1:%d", c.port)
+}
 
-// startNATS starts the embedded server on the cluster's port and store directory.
+// startNATS starts the embedded server on the cluster's port and store directory (every node
+// not running, on a cluster).
 func (c *cluster) startNATS() error {
 	c.natsMu.Lock()
 	defer c.natsMu.Unlock()
+	if c.natsNodes != nil {
+		for i := range c.natsNodes.layout.Size() {
+			if err := c.natsNodes.start(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	var err error
 	for range 20 { // the port may be held for a moment after a shutdown
 		if c.o.natsConfig != "" {
@@ -192,6 +219,10 @@ func (c *cluster) startNATS() error {
 func (c *cluster) stopNATS() {
 	c.natsMu.Lock()
 	defer c.natsMu.Unlock()
+	if c.natsNodes != nil {
+		c.natsNodes.stopAll()
+		return
+	}
 	if c.nats != nil {
 		c.nats.Shutdown()
 		c.nats.WaitForShutdown()
@@ -233,6 +264,7 @@ func (c *cluster) workerEnv(replica string) []string {
 		envWorker:                       name,
 		"KSEF_NATS_URL":                 c.natsURL(),
 		"KSEF_NATS_NAME":                replica,
+		"KSEF_NATS_REPLICAS":            strconv.Itoa(c.cfg.Replicas),
 		"KSEF_STORAGE":                  "s3",
 		"KSEF_S3_ENDPOINT":              c.s3URL,
 		"KSEF_S3_ACCESS_KEY":            testenv.MinIOAccessKey,

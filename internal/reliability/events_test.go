@@ -51,12 +51,26 @@ func (l *eventLog) read(ctx context.Context, js jetstream.JetStream, cfg natsx.C
 			if err != nil {
 				return err
 			}
+			// A reset that keeps failing ends the Fetch (and a new consumer is made here) instead
+			// of retrying forever inside it.
 			cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
-				DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: next})
+				DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: next, MaxResetAttempts: 3})
 			if err != nil {
 				return err
 			}
+			lastGot, lastCheck := time.Now(), time.Now()
 			for ctx.Err() == nil {
+				if time.Since(lastGot) > 3*time.Second && time.Since(lastCheck) > 3*time.Second {
+					// Nothing for a while: if the stream has more, the consumer is stuck (on a
+					// cluster, its node was killed and took the pull with it): start a new one.
+					lastCheck = time.Now()
+					ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+					info, err := stream.Info(ictx)
+					cancel()
+					if err == nil && info.State.LastSeq >= next {
+						return fmt.Errorf("reader stalled before stream sequence %d of %d", next, info.State.LastSeq)
+					}
+				}
 				batch, err := cons.Fetch(512, jetstream.FetchMaxWait(300*time.Millisecond))
 				if err != nil {
 					return err
@@ -73,6 +87,7 @@ func (l *eventLog) read(ctx context.Context, js jetstream.JetStream, cfg natsx.C
 					next = d.Seq + 1
 				}
 				if len(got) > 0 {
+					lastGot = time.Now()
 					l.mu.Lock()
 					l.all = append(l.all, got...)
 					close(l.changed)

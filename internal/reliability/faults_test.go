@@ -89,7 +89,7 @@ func TestFaults(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var rows []row
-	for _, sc := range append(scenarios(), batchScenarios()...) {
+	for _, sc := range slices.Concat(scenarios(), batchScenarios(), haScenarios()) {
 		t.Run(strings.ReplaceAll(sc.name, " ", "_"), func(t *testing.T) {
 			r := runScenario(t, sc)
 			mu.Lock()

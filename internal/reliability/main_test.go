@@ -21,6 +21,9 @@ func TestMain(m *testing.M) {
 	if name := os.Getenv(envWorker); name != "" {
 		os.Exit(workerMain(name))
 	}
+	if spec := os.Getenv(envNATSNode); spec != "" {
+		os.Exit(natsNodeMain(spec))
+	}
 	flag.Parse()
 	code := m.Run()
 	sharedMinIO.stop()

@@ -230,19 +230,26 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 
 func ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Consumer, jetstream.KeyValue, error) {
 	stream := natsx.StreamName(cfg.NATS.SubjectPrefix)
-	cons, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
-		Durable:        cfg.Name,
-		FilterSubjects: cfg.Subjects,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        cfg.AckWait,
-		MaxDeliver:     -1,
-		MaxAckPending:  cfg.MaxAckPending,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
+	// The consumer takes the stream's replicas; a cluster that is still forming answers with
+	// transient errors for a while, which natsx.Retry waits out.
+	var cons jetstream.Consumer
+	err := natsx.Retry(ctx, "consumer "+cfg.Name, func(ctx context.Context) error {
+		var err error
+		cons, err = js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{
+			Durable:        cfg.Name,
+			FilterSubjects: cfg.Subjects,
+			AckPolicy:      jetstream.AckExplicitPolicy,
+			AckWait:        cfg.AckWait,
+			MaxDeliver:     -1,
+			MaxAckPending:  cfg.MaxAckPending,
+			DeliverPolicy:  jetstream.DeliverAllPolicy,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("worker %s: consumer: %w", cfg.Name, err)
 	}
-	kv, err := natsx.EnsureKV(ctx, js, FailuresBucket(stream), cfg.FailureTTL)
+	kv, err := natsx.EnsureKV(ctx, js, FailuresBucket(stream), cfg.FailureTTL, natsx.KVReplicas(cfg.NATS.WithDefaults().Replicas))
 	if err != nil {
 		return nil, nil, fmt.Errorf("worker %s: %w", cfg.Name, err)
 	}
@@ -253,10 +260,14 @@ func (r *runner) loop(ctx context.Context, cons jetstream.Consumer) error {
 	// At most one message waits in the client: the rest stay on the server,
 	// where other instances can take them, and none sits out its AckWait in
 	// a local buffer.
-	it, err := cons.Messages(jetstream.PullMaxMessages(1), jetstream.WithMessagesErrOnMissingHeartbeat(false))
+	subscribe := func() (jetstream.MessagesContext, error) {
+		return cons.Messages(jetstream.PullMaxMessages(1), jetstream.WithMessagesErrOnMissingHeartbeat(false))
+	}
+	it, err := subscribe()
 	if err != nil {
 		return fmt.Errorf("worker %s: %w", r.cfg.Name, err)
 	}
+	watch := newLeaderWatch(cons)
 	// Handlers outlive ctx during the drain; hcancel ends them after
 	// DrainTimeout.
 	hctx, hcancel := context.WithCancel(r.log.WithContext(context.WithoutCancel(ctx)))
@@ -283,6 +294,16 @@ pull:
 			case ctx.Err() != nil:
 				break pull
 			case errors.Is(err, context.DeadlineExceeded):
+				// Nothing came. If the consumer's leader has changed meanwhile (its node was
+				// lost), the pull request went with the old leader: pull again.
+				if from, to, moved := watch.idle(ctx); moved {
+					r.log.Info().Str("from", from).Str("to", to).Msg("consumer leader changed; pulling from the new one")
+					r.release(it)
+					if it, err = subscribe(); err != nil {
+						runErr = fmt.Errorf("worker %s: %w", r.cfg.Name, err)
+						break pull
+					}
+				}
 				continue // poll again
 			case errors.Is(err, jetstream.ErrMsgIteratorClosed), errors.Is(err, jetstream.ErrConsumerDeleted),
 				errors.Is(err, jetstream.ErrBadRequest):
@@ -297,6 +318,7 @@ pull:
 			}
 			continue
 		}
+		watch.delivered()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -338,6 +360,69 @@ func (r *runner) next(ctx context.Context, it jetstream.MessagesContext) (jetstr
 	nctx, cancel := context.WithTimeout(ctx, pollInterval)
 	defer cancel()
 	return it.Next(jetstream.NextContext(nctx))
+}
+
+// leaderCheck is how long a worker waits without a message before it asks which server leads its
+// consumer (one JetStream API request per check while idle).
+const leaderCheck = 5 * time.Second
+
+// leaderWatch notices that the consumer has had a leader elected since it last looked, while no
+// message came. A pull request lives on the server that led the consumer when it was sent: when
+// that server is lost (killed, not shut down, so it tells no one), the request is gone, and the
+// iterator, which re-pulls only once it has heard of the loss through missing heartbeats that
+// its Next calls of pollInterval never wait long enough to see, would wait for messages forever
+// while they pile up on the new leader. The leader and the time it was elected (the server's
+// clock, compared only with itself) tell an election, even one that chose the same server again.
+type leaderWatch struct {
+	cons        jetstream.Consumer
+	leader      string
+	since       time.Time
+	lastMessage time.Time
+	lastCheck   time.Time
+}
+
+func newLeaderWatch(cons jetstream.Consumer) *leaderWatch {
+	w := &leaderWatch{cons: cons, lastMessage: time.Now(), lastCheck: time.Now()}
+	if info := cons.CachedInfo(); info != nil {
+		w.leader, w.since = leaderOf(info)
+	}
+	return w
+}
+
+func leaderOf(info *jetstream.ConsumerInfo) (string, time.Time) {
+	if info.Cluster == nil {
+		return "", time.Time{}
+	}
+	var since time.Time
+	if info.Cluster.LeaderSince != nil {
+		since = *info.Cluster.LeaderSince
+	}
+	return info.Cluster.Leader, since
+}
+
+func (w *leaderWatch) delivered() { w.lastMessage = time.Now() }
+
+// idle is called when a poll brought nothing; at most every leaderCheck of idleness it asks who
+// leads the consumer and reports whether a leader was elected since it last knew.
+func (w *leaderWatch) idle(ctx context.Context) (from, to string, moved bool) {
+	now := time.Now()
+	if now.Sub(w.lastMessage) < leaderCheck || now.Sub(w.lastCheck) < leaderCheck {
+		return "", "", false
+	}
+	w.lastCheck = now
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := w.cons.Info(ictx)
+	if err != nil {
+		return "", "", false // no leader yet: ask again later
+	}
+	leader, since := leaderOf(info)
+	if leader == "" {
+		return "", "", false
+	}
+	from, moved = w.leader, leader != w.leader || !since.Equal(w.since)
+	w.leader, w.since = leader, since
+	return from, leader, moved
 }
 
 // release stops pulling and hands back (nak) a message that was delivered
@@ -514,10 +599,8 @@ func (r *runner) recordFailure(ctx context.Context, m *Message, herr error) (fai
 	return failureRecord{}, errors.New("failure count contended")
 }
 
-func wrongSequence(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
-}
+// wrongSequence matches a compare-and-set conflict, on one replica or several.
+func wrongSequence(err error) bool { return natsx.IsWrongSequence(err) }
 
 func (r *runner) clearFailures(ctx context.Context, m *Message) {
 	key := r.failureKey(m)
