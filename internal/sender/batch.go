@@ -234,12 +234,11 @@ func (b *batcher) handle(ctx context.Context, q *events.BatchQueued, hold func()
 		return s.publishSent(ctx, submittedOf(q), st)
 	case st.Status == invoicestate.BatchQueued:
 		if b.isHolding(key) {
-			if st.Packer == b.owner {
-				return nil // a second queue item of an invoice already in a package here
-			}
-			// Put back (a package KSeF failed) while its earlier package here is still being
-			// announced: take it once that package has let go of it.
-			return worker.Snooze(time.Second)
+			// In a package here (a second item of it), or put back while that package is still
+			// being announced or released: look again once the package has let go of it. Never
+			// acked here: the claim may not have been taken back (NATS unavailable), and then
+			// this item is what carries the invoice into its next package.
+			return worker.Snooze(b.cfg.ReconcileAfter)
 		}
 		if st.Packer != "" && st.Packer != b.owner {
 			if age := now.Sub(st.UpdatedAt); age < b.cfg.Lease {
@@ -319,6 +318,14 @@ func batchKey(nip string, offline bool) string {
 // submittedOf is what invoice.sent needs of the submission: its identity and Visualize.
 func submittedOf(q *events.BatchQueued) *events.InvoiceSubmitted {
 	return &events.InvoiceSubmitted{Meta: q.Meta, Visualize: q.Visualize}
+}
+
+// letGo forgets an item that leaves this assembler's packages, before its message is settled
+// (its redelivery must not find it held here).
+func (b *batcher) letGo(it *batchItem) {
+	b.mu.Lock()
+	delete(b.holding, it.snap.Key)
+	b.mu.Unlock()
 }
 
 func (b *batcher) isHolding(key string) bool {
@@ -441,6 +448,7 @@ func (b *batcher) release(items []*batchItem, err error) {
 		if perr := b.s.states.Unclaim(ctx, it.snap); perr != nil {
 			zerolog.Ctx(ctx).Debug().Err(perr).Str("invoice_id", it.q.InvoiceID).Msg("taking back a batch claim failed; its lease will end it")
 		}
+		b.letGo(it)
 		it.settle(err)
 	})
 }
@@ -595,6 +603,7 @@ func (b *batcher) announce(ctx context.Context, it *batchItem, sessionID string)
 
 func (b *batcher) settleAll(items []*batchItem, err error) {
 	for _, it := range items {
+		b.letGo(it)
 		it.settle(err)
 	}
 }
