@@ -626,8 +626,11 @@ func (p *Poller) noUPO(ctx context.Context, client *ksef.Client, ev *events.Sess
 	if err != nil {
 		return ksefconn.Outcome(err, "asking for the session status")
 	}
+	// A batch session with no invoices listed may still be unpacking its package, unless its
+	// status says the package failed as a whole (4xx): then none will ever be.
+	failedWhole := info.Batch && info.Status.Code >= 400
 	if info.SessionStatus != ksefapi.Active && info.SuccessfulInvoiceCount == 0 &&
-		info.FailedInvoiceCount >= info.InvoiceCount && (!info.Batch || info.InvoiceCount > 0) {
+		info.FailedInvoiceCount >= info.InvoiceCount && (!info.Batch || info.InvoiceCount > 0 || failedWhole) {
 		zerolog.Ctx(ctx).Info().Str("session_id", ev.SessionID).Int32("failed", info.FailedInvoiceCount).
 			Msg("KSeF accepted no invoice of the session: it has no UPO")
 		return nil
