@@ -5,7 +5,9 @@ import (
 	"testing"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/testenv"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 )
 
@@ -33,4 +35,24 @@ func serveEmulator(t *testing.T, seller string) (*emulator.Emulator, string) {
 	srv := httptest.NewServer(em.Handler())
 	t.Cleanup(srv.Close)
 	return em, srv.URL
+}
+
+// localStore returns a local store in a temporary directory with the invoices bucket, and the
+// FA(3) validator over the Ministry's schemas: what every sender test loads and validates with.
+func localStore(t *testing.T) (storage.Store, storage.Buckets, *fa3.Validator) {
+	t.Helper()
+	local, err := storage.NewLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	buckets := storage.DefaultBuckets()
+	if err := local.EnsureBuckets(t.Context(), buckets.Invoices); err != nil {
+		t.Fatal(err)
+	}
+	validator, err := fa3.NewValidator(testenv.SchemaDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { validator.Close() })
+	return local, buckets, validator
 }

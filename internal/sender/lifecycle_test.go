@@ -80,19 +80,7 @@ func newRig(t *testing.T) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	local, err := storage.NewLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	buckets := storage.DefaultBuckets()
-	if err := local.EnsureBuckets(ctx, buckets.Invoices); err != nil {
-		t.Fatal(err)
-	}
-	validator, err := fa3.NewValidator(testenv.SchemaDir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { validator.Close() })
+	local, buckets, validator := localStore(t)
 	return &rig{states: invoicestate.NewStore(natsx.NewCAS(kv), nil), em: em, url: url, client: client, store: local,
 		buckets: buckets, validator: validator, pub: &recorder{pub: natsx.NewPublisher(js, natsx.Config{})}, seller: seller}
 }

@@ -82,18 +82,7 @@ func newRulesEnv(t *testing.T, sellers []string) *rulesEnv {
 	t.Cleanup(srv.Close)
 	var mu sync.Mutex
 	clients := map[string]*ksef.Client{}
-	local, err := storage.NewLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	buckets := storage.DefaultBuckets()
-	if err := local.EnsureBuckets(ctx, buckets.Invoices); err != nil {
-		t.Fatal(err)
-	}
-	validator, err := fa3.NewValidator(testenv.SchemaDir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	local, buckets, validator := localStore(t)
 	return &rulesEnv{
 		rec:    &idRecorder{pub: natsx.NewPublisher(js, natsx.Config{}), by: map[string][]events.Event{}},
 		states: invoicestate.NewStore(natsx.NewCAS(kv), nil), store: local, buckets: buckets, validate: validator,

@@ -92,18 +92,7 @@ func TestInlineXMLStoredBeforeSentIsPublished(t *testing.T) {
 	em, client := startEmulator(t, seller)
 	clients := func(context.Context, string) (*ksef.Client, error) { return client, nil }
 
-	local, err := storage.NewLocal(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	buckets := storage.DefaultBuckets()
-	if err := local.EnsureBuckets(ctx, buckets.Invoices); err != nil {
-		t.Fatal(err)
-	}
-	validator, err := fa3.NewValidator(testenv.SchemaDir(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	local, buckets, validator := localStore(t)
 
 	const lease = 50 * time.Millisecond
 	for i, tc := range []struct {
