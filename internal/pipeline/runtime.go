@@ -135,7 +135,7 @@ func OpenWithTelemetry(ctx context.Context, s Settings, log zerolog.Logger, tel 
 	}
 	r.Store = tel.Metrics.Store(r.Store)
 	b := s.Storage.Buckets
-	if err := r.Store.EnsureBuckets(ctx, b.Invoices, b.UPO, b.QueryParts, b.Visualizations); err != nil {
+	if err := storage.WaitBuckets(ctx, r.Store, b.Invoices, b.UPO, b.QueryParts, b.Visualizations); err != nil {
 		return fail(fmt.Errorf("creating buckets: %w", err))
 	}
 	if s.SchemaDir == "" && s.SchemaFetch {

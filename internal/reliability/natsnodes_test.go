@@ -53,13 +53,13 @@ type natsNodes struct {
 	mu    sync.Mutex
 	procs []*exec.Cmd
 	done  []chan struct{}
-	logs  []lockedBuffer
+	logs  []testenv.LogBuffer
 }
 
 func startNATSNodes(t testing.TB, n int) *natsNodes {
 	t.Helper()
 	p := &natsNodes{t: t, layout: testenv.NewNATSCluster(t, n), procs: make([]*exec.Cmd, n),
-		done: make([]chan struct{}, n), logs: make([]lockedBuffer, n)}
+		done: make([]chan struct{}, n), logs: make([]testenv.LogBuffer, n)}
 	t.Cleanup(p.stopAll)
 	var wg sync.WaitGroup
 	errs := make([]error, n)

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -340,12 +339,7 @@ func TestConcurrentPuts(t *testing.T) {
 }
 
 func TestS3Unavailable(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := closedPort(t)
 	s, err := storage.NewS3(storage.S3Config{Endpoint: addr, AccessKey: "a", SecretKey: "b", MaxRetries: 1})
 	if err != nil {
 		t.Fatal(err)

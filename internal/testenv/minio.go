@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	miniogo "github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
 // MinIO credentials of the test server.
@@ -150,16 +152,17 @@ func (s *minioServer) run(bin string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	// Ready, not just live: a live MinIO may still answer "Server not initialized yet".
-	url := "http://" + api + "/minio/health/ready"
+	// Serving, not just live or even "ready": MinIO has been seen to answer
+	// ready and then refuse a signed call with 503 "Server not initialized
+	// yet", so the gate is a signed call that succeeds.
+	client, err := miniogo.New(api, &miniogo.Options{Creds: credentials.NewStaticV4(MinIOAccessKey, MinIOSecretKey, "")})
+	if err != nil {
+		return fmt.Errorf("testenv: MinIO client: %w", err)
+	}
 	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				s.endpoint = api
-				return nil
-			}
+		if _, err := client.ListBuckets(ctx); err == nil {
+			s.endpoint = api
+			return nil
 		}
 		select {
 		case <-done:

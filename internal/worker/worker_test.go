@@ -1,7 +1,6 @@
 package worker_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -24,29 +23,12 @@ import (
 
 const stream = "KSEF_T"
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	t    *testing.T
 	js   jetstream.JetStream
 	nats natsx.Config
 	pub  *natsx.Publisher
-	logs *syncBuffer
+	logs *testenv.LogBuffer
 }
 
 func newEnv(t *testing.T) *env {
@@ -61,7 +43,7 @@ func newEnv(t *testing.T) *env {
 	if _, err := natsx.EnsureStreams(t.Context(), js, cfg); err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, js: js, nats: cfg, pub: natsx.NewPublisher(js, cfg), logs: &syncBuffer{}}
+	return &env{t: t, js: js, nats: cfg, pub: natsx.NewPublisher(js, cfg), logs: &testenv.LogBuffer{}}
 }
 
 // config returns a worker config on invoice.accepted with fast retries.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,24 +27,6 @@ const (
 )
 
 func ptr[T any](v T) *T { return &v }
-
-// syncBuffer is a log sink safe for the service's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestRunDownloads wires the real service (embedded NATS, local storage, the emulator over
 // HTTP) and runs one query through it.
@@ -109,7 +90,7 @@ func TestRunDownloads(t *testing.T) {
 	}
 
 	runCtx, cancel := context.WithCancel(context.Background())
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	result := make(chan error, 1)
 	go func() { result <- run(runCtx, []string{"downloader"}, getenv, &logs, &logs) }()
 	defer func() {
