@@ -71,33 +71,19 @@ func Ensure(dir string, hosts []string, now time.Time) (bool, error) {
 
 // Check reports why the files in dir would not do for hosts at time at (nil: they would).
 func Check(dir string, hosts []string, at time.Time) error {
-	read := func(name string) ([]byte, error) {
+	files := map[string][]byte{}
+	for _, name := range []string{ClientCA, ServerCA, ServerCert, ServerKey} {
 		b, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
-			return nil, fmt.Errorf("devtls: %w", err)
+			return fmt.Errorf("devtls: %w", err)
 		}
-		return b, nil
+		files[name] = b
 	}
-	caPEM, err := read(ClientCA)
-	if err != nil {
-		return err
-	}
-	serverCA, err := read(ServerCA)
-	if err != nil {
-		return err
-	}
-	if !bytes.Equal(caPEM, serverCA) {
+	caPEM := files[ClientCA]
+	if !bytes.Equal(caPEM, files[ServerCA]) {
 		return fmt.Errorf("devtls: %s and %s differ", ClientCA, ServerCA)
 	}
-	certPEM, err := read(ServerCert)
-	if err != nil {
-		return err
-	}
-	keyPEM, err := read(ServerKey)
-	if err != nil {
-		return err
-	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	pair, err := tls.X509KeyPair(files[ServerCert], files[ServerKey])
 	if err != nil {
 		return fmt.Errorf("devtls: server certificate and key: %w", err)
 	}

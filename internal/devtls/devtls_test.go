@@ -110,20 +110,8 @@ func TestEnsureKeepsOrRenews(t *testing.T) {
 		{"close to expiry", hosts, now.Add(devtls.ServerLifetime - devtls.RenewBefore + time.Hour), nil, true},
 		{"key missing", hosts, now, remove(devtls.ServerKey), true},
 		{"CA missing", hosts, now, remove(devtls.ClientCA), true},
-		{"key of another certificate", hosts, now, func(t *testing.T, dir string) {
-			other := t.TempDir()
-			if _, err := devtls.Ensure(other, hosts, now); err != nil {
-				t.Fatal(err)
-			}
-			copyFile(t, filepath.Join(other, devtls.ServerKey), filepath.Join(dir, devtls.ServerKey))
-		}, true},
-		{"CA of another set", hosts, now, func(t *testing.T, dir string) {
-			other := t.TempDir()
-			if _, err := devtls.Ensure(other, hosts, now); err != nil {
-				t.Fatal(err)
-			}
-			copyFile(t, filepath.Join(other, devtls.ClientCA), filepath.Join(dir, devtls.ClientCA))
-		}, true},
+		{"key of another certificate", hosts, now, fromOtherSet(hosts, now, devtls.ServerKey), true},
+		{"CA of another set", hosts, now, fromOtherSet(hosts, now, devtls.ClientCA), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -194,14 +182,20 @@ func remove(name string) func(*testing.T, string) {
 	}
 }
 
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	b, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, b, 0o600); err != nil {
-		t.Fatal(err)
+// fromOtherSet replaces the file name with that of another generated set.
+func fromOtherSet(hosts []string, now time.Time, name string) func(*testing.T, string) {
+	return func(t *testing.T, dir string) {
+		other := t.TempDir()
+		if _, err := devtls.Ensure(other, hosts, now); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(other, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
