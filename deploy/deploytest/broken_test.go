@@ -155,6 +155,11 @@ func TestBrokenManifestsFail(t *testing.T) {
 			want: "NATS clients connect without TLS",
 		},
 		{
+			name: "NATS routes without TLS", overlay: "prod", file: "base/nats.yaml",
+			old: "      tls {\n        cert_file: /etc/nats-tls/tls.crt\n        key_file: /etc/nats-tls/tls.key\n        ca_file: /etc/nats-tls/ca.crt\n        timeout: 5\n      }\n", new: "",
+			want: "NATS routes between the nodes without TLS",
+		},
+		{
 			name: "worker as another NATS user", overlay: "prod", file: "base/poller.yaml",
 			old: "              value: poller\n", new: "              value: sender\n",
 			want: "Deployment/poller: NATS user \"sender\"",

@@ -60,7 +60,7 @@ func writeTestTLS(dir string) error {
 }
 
 // checkNATSAuth: the server as configured admits no client without credentials, and clients
-// connect over TLS.
+// and routes (in a cluster) connect over TLS.
 func checkNATSAuth(p *problems, id string, opts *server.Options) {
 	users := len(opts.Users) + len(opts.Nkeys)
 	if users == 0 && opts.Authorization == "" && opts.Username == "" && len(opts.TrustedOperators) == 0 {
@@ -76,5 +76,8 @@ func checkNATSAuth(p *problems, id string, opts *server.Options) {
 	}
 	if opts.TLSConfig == nil {
 		p.addf("%s: NATS clients connect without TLS", id)
+	}
+	if (opts.Cluster.Port != 0 || len(opts.Routes) > 0) && opts.Cluster.TLSConfig == nil {
+		p.addf("%s: NATS routes between the nodes without TLS", id)
 	}
 }

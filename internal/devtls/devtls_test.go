@@ -21,9 +21,15 @@ import (
 // the server files of dir, as deploy/compose/nats.conf does.
 func startTLSNATS(t *testing.T, dir string) int {
 	t.Helper()
+	s := startNATS(t, fmt.Sprintf("listen: 127.0.0.1:-1\ntls {\n  cert_file: %q\n  key_file: %q\n}\n",
+		filepath.Join(dir, devtls.ServerCert), filepath.Join(dir, devtls.ServerKey)))
+	return s.Addr().(*net.TCPAddr).Port
+}
+
+// startNATS runs an in-process nats-server with the configuration file body.
+func startNATS(t *testing.T, body string) *server.Server {
+	t.Helper()
 	conf := filepath.Join(t.TempDir(), "nats.conf")
-	body := fmt.Sprintf("listen: 127.0.0.1:-1\ntls {\n  cert_file: %q\n  key_file: %q\n}\n",
-		filepath.Join(dir, devtls.ServerCert), filepath.Join(dir, devtls.ServerKey))
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +47,63 @@ func startTLSNATS(t *testing.T, dir string) int {
 	if !s.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats-server not ready")
 	}
-	return s.Addr().(*net.TCPAddr).Port
+	return s
+}
+
+// TestDevCertsRoutes: two nodes whose cluster block uses the server files for its routes, as
+// deploy/k8s/base/nats.yaml does (nats-server makes both ends present and verify them), form a
+// route when their certificates come from one generated CA, and do not when they come from two.
+func TestDevCertsRoutes(t *testing.T) {
+	one, other := t.TempDir(), t.TempDir()
+	for _, d := range []string{one, other} {
+		if _, err := devtls.Ensure(d, []string{"localhost"}, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name         string
+		first, other string
+		routed       bool
+	}{
+		{"one CA", one, one, true},
+		{"two CAs", one, other, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ports := [2]int{freePort(t), freePort(t)}
+			var nodes []*server.Server
+			for i, dir := range []string{tc.first, tc.other} {
+				nodes = append(nodes, startNATS(t, fmt.Sprintf(`listen: 127.0.0.1:-1
+server_name: n%d
+cluster {
+  name: devtls
+  listen: 127.0.0.1:%d
+  routes: ["nats://localhost:%d"]
+  tls { cert_file: %q, key_file: %q, ca_file: %q, timeout: 2 }
+}
+`, i, ports[i], ports[1-i], filepath.Join(dir, devtls.ServerCert), filepath.Join(dir, devtls.ServerKey), filepath.Join(dir, devtls.ServerCA))))
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			if !tc.routed {
+				deadline = time.Now().Add(2 * time.Second) // several connect attempts
+			}
+			for time.Now().Before(deadline) && nodes[0].NumRoutes() == 0 {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if got := nodes[0].NumRoutes() > 0 && nodes[1].NumRoutes() > 0; got != tc.routed {
+				t.Fatalf("routed %v (%d, %d routes), want %v", got, nodes[0].NumRoutes(), nodes[1].NumRoutes(), tc.routed)
+			}
+		})
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 func connect(t *testing.T, url, ca string) error {
