@@ -15,39 +15,16 @@ import (
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/devtls"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/testenv"
 )
 
 // startTLSNATS runs an in-process nats-server whose configuration file enables client TLS with
 // the server files of dir, as deploy/compose/nats.conf does.
 func startTLSNATS(t *testing.T, dir string) int {
 	t.Helper()
-	s := startNATS(t, fmt.Sprintf("listen: 127.0.0.1:-1\ntls {\n  cert_file: %q\n  key_file: %q\n}\n",
+	s := testenv.NATSFromConfig(t, fmt.Sprintf("listen: 127.0.0.1:-1\ntls {\n  cert_file: %q\n  key_file: %q\n}\n",
 		filepath.Join(dir, devtls.ServerCert), filepath.Join(dir, devtls.ServerKey)))
 	return s.Addr().(*net.TCPAddr).Port
-}
-
-// startNATS runs an in-process nats-server with the configuration file body.
-func startNATS(t *testing.T, body string) *server.Server {
-	t.Helper()
-	conf := filepath.Join(t.TempDir(), "nats.conf")
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	opts, err := server.ProcessConfigFile(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.NoSigs, opts.NoLog = true, true
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	t.Cleanup(s.Shutdown)
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
-	return s
 }
 
 // TestDevCertsRoutes: two nodes whose cluster block uses the server files for its routes, as
@@ -72,7 +49,7 @@ func TestDevCertsRoutes(t *testing.T) {
 			ports := [2]int{freePort(t), freePort(t)}
 			var nodes []*server.Server
 			for i, dir := range []string{tc.first, tc.other} {
-				nodes = append(nodes, startNATS(t, fmt.Sprintf(`listen: 127.0.0.1:-1
+				nodes = append(nodes, testenv.NATSFromConfig(t, fmt.Sprintf(`listen: 127.0.0.1:-1
 server_name: n%d
 cluster {
   name: devtls

@@ -49,11 +49,39 @@ func StreamConfig(cfg Config) jetstream.StreamConfig {
 // Transient failures (a cluster without a meta leader yet, peers still joining, another worker
 // creating the same stream) are retried with back-off until ctx ends (see [Retry]).
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Stream, error) {
+	return ensureStream(ctx, js, cfg, StreamConfig)
+}
+
+// ERPStreamName is the name of the ERP systems' stream for subject prefix prefix: "KSEF-ERP" (a
+// dash, which StreamName never writes, so that no prefix's stream can have the name).
+func ERPStreamName(prefix string) string { return StreamName(prefix) + "-ERP" }
+
+// ERPStreamConfig returns the configuration EnsureERPStream applies: a mirror of the pipeline's
+// stream (same events, sequence numbers and age limit) on which the ERP systems' NATS user may
+// create and delete consumers. Consumer names are one subject token, so a user's consumer rights
+// cannot be confined to a name prefix; confined to a stream of its own, they are, and the workers'
+// durable consumers on the pipeline's stream are out of its reach by construction.
+func ERPStreamConfig(cfg Config) jetstream.StreamConfig {
+	sc := StreamConfig(cfg)
+	sc.Mirror = &jetstream.StreamSource{Name: sc.Name}
+	sc.Name, sc.Description = ERPStreamName(cfg.SubjectPrefix), "ksef-pipeline events, mirrored for the ERP systems' readers"
+	// A mirror takes no subjects of its own and no publishes to deduplicate.
+	sc.Subjects, sc.Duplicates = nil, 0
+	return sc
+}
+
+// EnsureERPStream creates the ERP systems' mirror (ERPStreamConfig) or updates it to cfg,
+// retrying transient failures as EnsureStreams does. The pipeline's stream must exist.
+func EnsureERPStream(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Stream, error) {
+	return ensureStream(ctx, js, cfg, ERPStreamConfig)
+}
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg Config, config func(Config) jetstream.StreamConfig) (jetstream.Stream, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	sc := StreamConfig(cfg)
+	sc := config(cfg)
 	var s jetstream.Stream
 	err := Retry(ctx, "stream "+sc.Name, func(ctx context.Context) error {
 		var err error

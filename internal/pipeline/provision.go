@@ -60,7 +60,8 @@ func (r *Runtime) consumerConfigs() []worker.Config {
 
 // Provision creates or updates, as a user allowed to, everything the workers only look up when
 // started with KSEF_NATS_PROVISIONED (natsx.BindOnly): the stream, the KV buckets, and each
-// worker's durable consumer with its failure-count bucket. It is idempotent: run it before the
+// worker's durable consumer with its failure-count bucket; and the ERP systems' mirror of the
+// stream (natsx.EnsureERPStream). It is idempotent: run it before the
 // workers and again after changing a setting that shapes them (prefix, AckWait, batch).
 func Provision(ctx context.Context, s Settings) ([]string, error) {
 	cfg := s.NATS
@@ -76,6 +77,12 @@ func Provision(ctx context.Context, s Settings) ([]string, error) {
 		return nil, err
 	}
 	made = append(made, "stream "+st.CachedInfo().Config.Name)
+	// The ERP systems read a mirror, where their user may manage consumers (natsperm).
+	erp, err := natsx.EnsureERPStream(ctx, js, cfg)
+	if err != nil {
+		return made, err
+	}
+	made = append(made, "stream "+erp.CachedInfo().Config.Name)
 	// Every bucket is replicated like the stream (see OpenWithTelemetry).
 	replicas := natsx.KVReplicas(cfg.WithDefaults().Replicas)
 	for _, b := range kvBuckets {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -76,6 +77,35 @@ func NATS(t testing.TB) (*server.Server, string) {
 		s.WaitForShutdown()
 	})
 	return s, s.ClientURL()
+}
+
+// NATSFromConfig starts an in-process nats-server from a configuration file with body, read by
+// nats-server's own parser (as a deployment's server reads its file), and shuts it down when the
+// test ends.
+func NATSFromConfig(t testing.TB, body string) *server.Server {
+	t.Helper()
+	conf := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.NoSigs, opts.NoLog = true, true
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("testenv: nats-server not ready after 10s")
+	}
+	return s
 }
 
 // JetStream starts an embedded nats-server (see NATS) and returns a JetStream client connected to
