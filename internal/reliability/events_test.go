@@ -43,7 +43,7 @@ func followEvents(t *testing.T, js jetstream.JetStream, cfg natsx.Config) *event
 
 func (l *eventLog) read(ctx context.Context, js jetstream.JetStream, cfg natsx.Config) {
 	codec := cfg.Codec()
-	name := natsx.StreamName(cfg.SubjectPrefix)
+	name := cfg.ReadStreamName() // the ERP user reads the mirror
 	next := uint64(1)
 	for ctx.Err() == nil {
 		err := func() error {

@@ -249,8 +249,8 @@ func TestNATSPermissions(t *testing.T) {
 	}
 	c.start(pipeline.Workers()...)
 
-	// The ERP, as its own user, submits and reads.
-	erpCfg := natsx.Config{URL: c.natsURL(), User: natsperm.ERP, Password: pass[natsperm.ERP]}
+	// The ERP, as its own user, submits, and reads the mirror made for it.
+	erpCfg := natsx.Config{URL: c.natsURL(), User: natsperm.ERP, Password: pass[natsperm.ERP], ReadStream: natsx.ERPStreamName("")}
 	_, erpJS, err := natsx.Connect(t.Context(), erpCfg)
 	if err != nil {
 		t.Fatal(err)
@@ -332,6 +332,9 @@ func TestNATSPermissions(t *testing.T) {
 		}
 	}
 	attempts = append(attempts,
+		// No consumer of its own on the workers' stream either: it has the mirror.
+		attempt{natsperm.ERP, "$JS.API.CONSUMER.CREATE.KSEF.erp-billing", false},
+		attempt{natsperm.ERP, "$JS.API.CONSUMER.DELETE.KSEF.erp-billing", false},
 		attempt{natsperm.ERP, "dlq.invoice.submitted", false}, // fake a dead letter
 		attempt{natsperm.ERP, "$KV.KSEF_STATE.inv.x", false},  // touch the sender's state
 		attempt{natsperm.ERP, "batch.queued.5265877635", false},
@@ -360,6 +363,8 @@ func TestNATSPermissions(t *testing.T) {
 	// among them the batch subjects and consumer the sender needs, and each user's own inbox.
 	for _, ok := range []attempt{
 		{natsperm.ERP, "$JS.API.INFO", false}, {pipeline.Sender, "$JS.API.INFO", false},
+		{natsperm.ERP, "$JS.API.CONSUMER.CREATE." + natsx.ERPStreamName("") + ".erp-billing", false},
+		{natsperm.ERP, "$JS.API.CONSUMER.DELETE." + natsx.ERPStreamName("") + ".erp-billing", false},
 		{pipeline.Sender, "$JS.API.CONSUMER.INFO.KSEF." + pipeline.SenderBatch, false},
 		{pipeline.Sender, "$JS.API.CONSUMER.MSG.NEXT.KSEF." + pipeline.SenderBatch, false},
 		{pipeline.Sender, "dlq.batch.queued.5265877635", false},
