@@ -146,6 +146,7 @@ func TestEnsureKeepsOrRenews(t *testing.T) {
 		{"hosts in another order", []string{"localhost", "nats"}, now, nil, false},
 		{"a subset of the hosts", []string{"nats"}, now, nil, false},
 		{"a new host", []string{"nats", "localhost", "nats.example"}, now, nil, true},
+		{"a wildcard host", []string{"nats", "*.nats-headless"}, now, nil, true},
 		{"close to expiry", hosts, now.Add(devtls.ServerLifetime - devtls.RenewBefore + time.Hour), nil, true},
 		{"key missing", hosts, now, remove(devtls.ServerKey), true},
 		{"CA missing", hosts, now, remove(devtls.ClientCA), true},
