@@ -27,6 +27,20 @@
 //  8. Publish query.completed with the invoice count, the stored parts, the number of
 //     continuations and the high-water mark.
 //
+// # Hostile packages
+//
+// A part is read no further than what the query's packageSize leaves for it, and a part that
+// fails to decrypt or unzip, or whose CRC is wrong, is retried (a transfer gone wrong). A part
+// that decrypts and unzips but that no KSeF package looks like fails the query at once with a
+// *RequestError naming the defect (a new query would get the same bytes): entry names that are
+// not clean relative UTF-8 paths (.., absolute, NUL or control characters, backslash, over 255
+// bytes), two entries of one name, an XML declaring more than MaxInvoiceSize, entries declaring
+// together more than 200 times the part's size (a ZIP bomb), an entry expanding past its
+// declared size, no _metadata.json (KSeF adds it to every package), an index entry without a
+// valid ksefNumber or an invoiceHash, an invoice listed twice, listed but absent, or present
+// but not listed. All but the entry expanding past its declared size are found before any
+// invoice of the part is stored.
+//
 // # Redelivery and the AES key
 //
 // A query's key exists only in this process's memory, with the query's progress, keyed by the
