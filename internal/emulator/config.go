@@ -197,6 +197,9 @@ type Faults struct {
 	// that gives up earlier ends the hang.
 	UploadHangRate float64
 	UploadHangFor  time.Duration
+	// Hostile answers one context's calls of one operation with what the API never sends
+	// (hostile.go): the suite's bad-input corpus drives a hostile KSeF with it.
+	Hostile []Hostile
 }
 
 // Statuses the package and invoice faults may end with.

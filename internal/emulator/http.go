@@ -151,6 +151,11 @@ func (e *Emulator) apiMiddleware(next http.Handler) http.Handler {
 				writeError(w, err)
 				return
 			}
+			if h := e.faults.hostile(ri.p.nip, op, false); h != "" {
+				e.stats.fault("hostile")
+				e.serveHostile(w, r, h, next)
+				return
+			}
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, e.bodyLimit(op))
 		if op == ksef.OpInvoiceSend || op == ksef.OpSessionClose {
