@@ -226,6 +226,11 @@ func (f *Faults) Check() error {
 			return fmt.Errorf("cancel code %d: want one of %v", c, cancelCodes)
 		}
 	}
+	for _, h := range f.Hostile {
+		if err := h.check(); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

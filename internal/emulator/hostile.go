@@ -5,11 +5,14 @@ import (
 	"bytes"
 	"compress/flate"
 	"encoding/json"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
@@ -36,6 +39,58 @@ type Hostile struct {
 	Op      ksef.Operation
 	Answer  string
 	Times   int
+}
+
+// HostileAnswers and HostilePackages are the answers Hostile knows.
+var (
+	HostileAnswers  = []string{"html-502", "html-200", "truncated-json", "wrong-content-type", "huge"}
+	HostilePackages = []string{"zip-bomb", "zip-lying-size", "zip-traversal", "zip-absolute", "zip-nul-name", "zip-backslash",
+		"zip-long-name", "zip-duplicate-names", "zip-no-metadata", "zip-metadata-missing-fields", "zip-listed-absent", "zip-unlisted"}
+)
+
+func (h Hostile) check() error {
+	switch {
+	case !ksef.IsNIP(h.Context):
+		return fmt.Errorf("hostile answer: context %q is not a NIP", h.Context)
+	case !slices.Contains(ksef.Operations(), h.Op):
+		return fmt.Errorf("hostile answer: unknown operation %q", h.Op)
+	case h.Times < 0:
+		return fmt.Errorf("hostile answer: times %d", h.Times)
+	case slices.Contains(HostilePackages, h.Answer):
+		if h.Op != ksef.OpInvoiceQueryResult {
+			return fmt.Errorf("hostile answer %s: only for %s", h.Answer, ksef.OpInvoiceQueryResult)
+		}
+	case !slices.Contains(HostileAnswers, h.Answer):
+		return fmt.Errorf("hostile answer %q: want one of %v or %v", h.Answer, HostileAnswers, HostilePackages)
+	}
+	return nil
+}
+
+// ParseHostile reads hostile answers written "NIP:operation:answer[:times]", comma separated.
+func ParseHostile(s string) ([]Hostile, error) {
+	var out []Hostile
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		f := strings.Split(item, ":")
+		if len(f) < 3 || len(f) > 4 {
+			return nil, fmt.Errorf("hostile answer %q: want NIP:operation:answer[:times]", item)
+		}
+		h := Hostile{Context: f[0], Op: ksef.Operation(f[1]), Answer: f[2]}
+		if len(f) == 4 {
+			n, err := strconv.Atoi(f[3])
+			if err != nil {
+				return nil, fmt.Errorf("hostile answer %q: times: %w", item, err)
+			}
+			h.Times = n
+		}
+		if err := h.check(); err != nil {
+			return nil, err
+		}
+		out = append(out, h)
+	}
+	return out, nil
 }
 
 // hostile returns the answer due to nip's call of op, counting it; packages says whether zip

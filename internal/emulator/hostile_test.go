@@ -91,3 +91,20 @@ func TestHostilePackage(t *testing.T) {
 		t.Errorf("first entry %q, want one climbing out", name)
 	}
 }
+
+func TestHostileChecked(t *testing.T) {
+	for _, h := range []Hostile{
+		{Context: nipA, Op: ksef.OpInvoiceSend, Answer: "zip-bomb"},
+		{Context: nipA, Op: ksef.OpInvoiceSend, Answer: "teapot"},
+		{Context: "123", Op: ksef.OpInvoiceSend, Answer: "huge"},
+		{Context: nipA, Op: "nope", Answer: "huge"},
+		{Context: nipA, Op: ksef.OpInvoiceSend, Answer: "huge", Times: -1},
+	} {
+		if err := (&Faults{Hostile: []Hostile{h}}).Check(); err == nil {
+			t.Errorf("%+v: no error", h)
+		}
+	}
+	if err := (&Faults{Hostile: []Hostile{{Context: nipA, Op: ksef.OpInvoiceQueryResult, Answer: "zip-bomb"}}}).Check(); err != nil {
+		t.Error(err)
+	}
+}
