@@ -263,8 +263,14 @@ func TestBadInput(t *testing.T) {
 	if judged.accepted != 1 {
 		t.Errorf("the valid invoice after the corpus: %+v", judged)
 	}
-	if st := c.em.Stats(); len(st.Sends) != 1+passing {
+	st := c.em.Stats()
+	if len(st.Sends) != 1+passing {
 		t.Errorf("KSeF processed %d distinct invoices, want only the valid one and the %d of passing hostile answers: %v", len(st.Sends), passing, st.Sends)
+	}
+	for key, n := range st.Sends {
+		if n != 1 {
+			t.Errorf("invoice %s reached KSeF %d times (a send answered badly must be reconciled, not repeated)", key, n)
+		}
 	}
 	// Every hostile answer was given as many times as asked (at least once when always).
 	served := c.em.HostileServed()
