@@ -468,13 +468,13 @@ func (r *run) part(ctx context.Context, a *activeQuery, pn string, no int) (part
 	req, cfg := r.req, r.d.cfg
 	loc := cfg.Layout.QueryPart(req.ContextNIP, req.QueryID, no)
 	var info storage.ObjectInfo
-	// The status gave the package's size: a part that goes past what is left of it is not
-	// read to its end (a 50 MB answer where KSeF said 1 MB).
+	// The status gave the package's size: a part that goes past what is left of it, or past
+	// KSeF's largest part, is not read to its end (a 50 MB answer where KSeF said 1 MB).
 	left := a.status.PackageSize
 	for _, p := range a.parts {
 		left -= p.rawSize
 	}
-	pf, err := fetchPart(ctx, &cappedReader{r: body, left: max(left, 0)}, a.key, cfg.TempDir, func(ctx context.Context, src io.Reader) error {
+	pf, err := fetchPart(ctx, &cappedReader{r: body, left: max(min(left, cfg.MaxPartSize), 0)}, a.key, cfg.TempDir, func(ctx context.Context, src io.Reader) error {
 		var err error
 		info, err = r.d.store.Put(ctx, loc.Bucket, loc.Key, src, -1, storage.ObjectMeta{
 			ContentType: "application/octet-stream",
@@ -676,8 +676,9 @@ func sleepCtx(ctx context.Context, d time.Duration, sleep func(context.Context, 
 	return ksef.Sleep(ctx, d)
 }
 
-// errPartTooLarge: a result part is larger than what the query's packageSize leaves for it.
-var errPartTooLarge = errors.New("the part is larger than the query's packageSize allows")
+// errPartTooLarge: a result part is larger than what the query's packageSize leaves for it,
+// or than Config.MaxPartSize.
+var errPartTooLarge = errors.New("the part is larger than the query's packageSize or the largest part allows")
 
 // cappedReader fails with errPartTooLarge once more than left bytes come.
 type cappedReader struct {

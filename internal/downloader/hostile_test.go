@@ -8,6 +8,7 @@ import (
 	"hash/crc32"
 	"strings"
 	"testing"
+	"time"
 
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
@@ -169,5 +170,17 @@ func TestHostilePackageFailsTheQuery(t *testing.T) {
 				t.Errorf("%d invoice.downloaded announced from a refused part", n)
 			}
 		})
+	}
+}
+
+// TestPartOverMaxPartSize: a part larger than MaxPartSize (KSeF's parts are at most 50 MiB) is
+// not read past it, even when the status's packageSize would allow it, and is retried.
+func TestPartOverMaxPartSize(t *testing.T) {
+	fake := newFake(t, makeInvoices(t, sellerNIP, 3, day), 4)
+	_, d := newHarness(t, fake, Config{MaxPartSize: 64})
+	_, err := d.Download(t.Context(), request("t1", events.SubjectBuyer, day, day.Add(24*time.Hour), false), nil)
+	var re *RequestError
+	if !errors.Is(err, errPartTooLarge) || errors.As(err, &re) {
+		t.Fatalf("error %v, want a retryable part too large", err)
 	}
 }
