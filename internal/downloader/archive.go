@@ -107,6 +107,7 @@ func readArchive(r io.ReaderAt, size int64, lim archiveLimits) ([]archived, erro
 	var xmls []*zip.File
 	names := make(map[string]bool, len(zr.File))
 	var expanded uint64
+	limit := uint64(max(size, 1) * lim.maxRatio)
 	for _, f := range zr.File {
 		if err := checkName(f.Name); err != nil {
 			return nil, err
@@ -125,10 +126,11 @@ func readArchive(r io.ReaderAt, size int64, lim archiveLimits) ([]archived, erro
 		case isXML && lim.maxInvoice > 0 && f.UncompressedSize64 > uint64(lim.maxInvoice):
 			return nil, unsafef("entry %q declares %d bytes, more than the %d an invoice may have", f.Name, f.UncompressedSize64, lim.maxInvoice)
 		}
-		expanded += f.UncompressedSize64
-		if expanded > uint64(max(size, 1)*lim.maxRatio) {
+		// expanded stays within limit, so the subtraction cannot wrap where a sum could.
+		if f.UncompressedSize64 > limit-expanded {
 			return nil, unsafef("entries declare more than %d times the part's %d bytes (a ZIP bomb)", lim.maxRatio, size)
 		}
+		expanded += f.UncompressedSize64
 		switch {
 		case name == MetadataName:
 			if index, err = readIndex(f); err != nil {

@@ -86,6 +86,8 @@ func TestHostilePackages(t *testing.T) {
 	}{
 		{"entry declaring 1 GiB", hostileZip(t, with(zipEntry{name: "big.xml", data: []byte("<a/>"), declared: 1 << 30}), indexOf(invs)), "declares 1073741824 bytes"},
 		{"40 MiB of zeros in a few KB", hostileZip(t, with(bomb...), indexOf(invs)), "ZIP bomb"},
+		{"declared sizes summing past 2^64", hostileZip(t, with(zipEntry{name: "a.bin", data: []byte("a"), declared: 100},
+			zipEntry{name: "b.bin", data: []byte("b"), declared: 1<<64 - 50}), indexOf(invs)), "ZIP bomb"},
 		{"index declaring 1 GiB", hostileZip(t, with(zipEntry{name: MetadataName, data: []byte("{}"), declared: 1 << 30}), nil), "_metadata.json declares"},
 		{"../ traversal", hostileZip(t, with(zipEntry{name: "../../etc/x.xml", data: a.xml}), indexOf(invs)), "not a clean relative path"},
 		{"traversal inside", hostileZip(t, with(zipEntry{name: "a/../../x.xml", data: a.xml}), indexOf(invs)), "not a clean relative path"},
