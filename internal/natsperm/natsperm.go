@@ -125,7 +125,9 @@ func Users(prefix string) []User {
 				"$KV."+failures+"."+c+".>", "$JS.API.DIRECT.GET.KV_"+failures+".$KV."+failures+"."+c+".>")
 		}
 		for _, b := range w.kv {
-			u.Publish = append(u.Publish, "$KV."+b+".>", "$JS.API.DIRECT.GET.KV_"+b+".>")
+			// Direct gets, and gets through the leader for the buckets read that way
+			// (natsx.KVLeaderReads); both only read.
+			u.Publish = append(u.Publish, "$KV."+b+".>", "$JS.API.DIRECT.GET.KV_"+b+".>", "$JS.API.STREAM.MSG.GET.KV_"+b)
 		}
 		u.Publish = append(u.Publish, w.extra...)
 		users = append(users, u)

@@ -10,10 +10,12 @@ import (
 )
 
 // kvBuckets are the pipeline's KV buckets and their TTLs, as OpenWithTelemetry ensures them.
+// leader: read from the bucket's leader (natsx.KVLeaderReads).
 var kvBuckets = []struct {
-	what string
-	ttl  time.Duration
-}{{"STATE", 90 * 24 * time.Hour}, {"LIMITS", 2 * time.Hour}, {"MARKS", 0}, {"SESSIONS", 24 * time.Hour}}
+	what   string
+	ttl    time.Duration
+	leader bool
+}{{"STATE", 90 * 24 * time.Hour, true}, {"LIMITS", 2 * time.Hour, false}, {"MARKS", 0, true}, {"SESSIONS", 24 * time.Hour, true}}
 
 // consumerConfig is the named worker's consumer and run settings, for Run and for provisioning
 // the consumer ahead (one description, so that natsx.BindOnly finds what it expects).
@@ -87,7 +89,11 @@ func Provision(ctx context.Context, s Settings) ([]string, error) {
 	replicas := natsx.KVReplicas(cfg.WithDefaults().Replicas)
 	for _, b := range kvBuckets {
 		name := kvName(cfg, b.what)
-		if _, err := natsx.EnsureKV(ctx, js, name, b.ttl, replicas); err != nil {
+		opts := []natsx.KVOption{replicas}
+		if b.leader {
+			opts = append(opts, natsx.KVLeaderReads())
+		}
+		if _, err := natsx.EnsureKV(ctx, js, name, b.ttl, opts...); err != nil {
 			return made, err
 		}
 		made = append(made, "kv "+name)

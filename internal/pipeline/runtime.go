@@ -102,9 +102,10 @@ func OpenWithTelemetry(ctx context.Context, s Settings, log zerolog.Logger, tel 
 	r.Publisher = natsx.NewPublisher(r.JS, s.NATS)
 	r.pub = tel.Publisher(r.Publisher)
 	// Every bucket is replicated like the stream: losing the node holding a bucket of one replica
-	// would stop every worker, whatever the stream survives.
+	// would stop every worker, whatever the stream survives. The buckets whose reads decide
+	// (state, sessions, marks) are read from their leader: a follower may not have the last write.
 	replicas := natsx.KVReplicas(s.NATS.WithDefaults().Replicas)
-	stateKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "STATE"), 90*24*time.Hour, replicas)
+	stateKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "STATE"), 90*24*time.Hour, replicas, natsx.KVLeaderReads())
 	if err != nil {
 		return fail(err)
 	}
@@ -114,12 +115,12 @@ func OpenWithTelemetry(ctx context.Context, s Settings, log zerolog.Logger, tel 
 	if err != nil {
 		return fail(err)
 	}
-	marksKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "MARKS"), 0, replicas)
+	marksKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "MARKS"), 0, replicas, natsx.KVLeaderReads())
 	if err != nil {
 		return fail(err)
 	}
 	r.Marks = natsx.NewCAS(marksKV)
-	sessionsKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "SESSIONS"), 24*time.Hour, replicas)
+	sessionsKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "SESSIONS"), 24*time.Hour, replicas, natsx.KVLeaderReads())
 	if err != nil {
 		return fail(err)
 	}
