@@ -26,6 +26,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/bench"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/buildinfo"
 )
 
 func main() {
@@ -39,6 +40,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if buildinfo.Requested(args[1:]) {
+		return buildinfo.Print(stdout, "ksef-bench")
+	}
 	fs := flag.NewFlagSet("ksef-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o bench.Options
