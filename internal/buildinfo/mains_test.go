@@ -18,7 +18,7 @@ import (
 // tools are main packages that are not shipped as binaries: a go:generate step and the
 // generator of the documentation images, both run with `go run`.
 var tools = map[string]bool{
-	"internal/natsperm/gen":               true,
+	"internal/natsperm/gen":              true,
 	"pkg/visualize/internal/cmd/samples": true,
 }
 
