@@ -4,6 +4,11 @@
 # tests from $KSEF_MINIO_BIN) and the KSeF emulator over real sockets. The Ministry's schemas and
 # samples are read from ../shared beside the repository. Then it fuzzes the invoice renderer for
 # KSEF_FUZZ_TIME (20s).
+#
+# Besides the main module, the nested modules (each with its own go.mod and a replace of the main
+# module to the repository: deploy/deploytest, cmd/ksef-bench/chart) hold the test-, deploy- and
+# bench-only dependencies; `go vet ./...` and `go test ./...` in the root do not enter them, so each
+# is vetted and tested here in turn, into the same log and summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,14 +21,24 @@ if [ ! -d ../shared/ksef ]; then
   exit 1
 fi
 
+# The main module first, then every nested module (a directory below it with a go.mod).
+modules=(.)
+while IFS= read -r m; do modules+=("$m"); done < <(find . -mindepth 2 -name go.mod -not -path './.git/*' -not -path '*/testdata/*' -printf '%h\n' | sort)
+
 echo "== go vet"
-go vet ./...
+for m in "${modules[@]}"; do
+  (cd "$m" && go vet ./...)
+done
 echo "== go test"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
+status=0
 set +e
-go test -count=1 -timeout 60m "$@" ./... 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
+for m in "${modules[@]}"; do
+  (cd "$m" && go test -count=1 -timeout 60m "$@" ./...) 2>&1 | tee -a "$log"
+  s=${PIPESTATUS[0]}
+  if [ "$s" -ne 0 ]; then status=$s; fi
+done
 set -e
 
 # The renderer takes third-party XML, so the suite also fuzzes it for a fixed time on top

@@ -26,6 +26,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/buildinfo"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 )
@@ -219,6 +220,9 @@ func (o *options) complete(getenv func(string) string) error {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if buildinfo.Requested(args[1:]) {
+		return buildinfo.Print(stdout, "ksef-emulator")
+	}
 	o, err := parseFlags(args, getenv, stderr)
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
@@ -379,7 +380,7 @@ func (c *cluster) badInvoice(t *testing.T, bc *badCase) []byte {
 			req.Lines[0].Name = strings.Repeat("W", in.LongName)
 		}
 		var err error
-		if xml, err = fa3.Generate(req); err != nil {
+		if xml, err = fa3.Generate(fa3wire.Request(req)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -466,7 +467,7 @@ func (c *cluster) putBadObject(t *testing.T, name, what string) string {
 	switch what {
 	case "accepted":
 		var err error
-		if data, err = fa3.Generate(demo.Request(demo.Sellers[0], 907, time.Now())); err != nil {
+		if data, err = fa3.Generate(fa3wire.Request(demo.Request(demo.Sellers[0], 907, time.Now()))); err != nil {
 			t.Fatal(err)
 		}
 	default:

@@ -24,6 +24,7 @@ import (
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsperm"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
@@ -94,7 +95,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	for i, inv := range batch {
 		req := demo.Request(inv.seller, i+1, time.Now())
 		req.Lines[0].Name = fmt.Sprintf("%s nr %d", marker, i)
-		xml, err := fa3.Generate(req)
+		xml, err := fa3.Generate(fa3wire.Request(req))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +105,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	bad := fa3Invalid(t, marker)
 	rejected := &events.InvoiceSubmitted{InlineXML: bad}
 	rejected.InvoiceID, rejected.ContextNIP = "SEC-INVALID", demo.Sellers[0]
-	unknownXML, err := fa3.Generate(demo.Request("1234563218", 5, time.Now()))
+	unknownXML, err := fa3.Generate(fa3wire.Request(demo.Request("1234563218", 5, time.Now())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +195,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 func fa3Invalid(t *testing.T, marker string) []byte {
 	req := demo.Request(demo.Sellers[0], 999, time.Now())
 	req.Seller.Name = strings.Repeat(marker+" ", 40)
-	xml, err := fa3.Generate(req)
+	xml, err := fa3.Generate(fa3wire.Request(req))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ package testenv
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -24,8 +25,9 @@ import (
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 )
 
-// RepoRoot returns the directory holding go.mod, searched upwards from the
-// working directory (a test's working directory is its package directory).
+// RepoRoot returns the repository's root: the nearest directory above the working directory
+// (a test's working directory is its package directory) whose go.mod is the main module's. The
+// nested modules (deploy/deploytest, cmd/ksef-bench/chart) have go.mod files of their own.
 func RepoRoot(t testing.TB) string {
 	t.Helper()
 	dir, err := os.Getwd()
@@ -33,13 +35,26 @@ func RepoRoot(t testing.TB) string {
 		t.Fatal(err)
 	}
 	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && modulePath(b) == mainModule {
 			return d
 		}
 		if filepath.Dir(d) == d {
-			t.Fatalf("testenv: no go.mod above %s", dir)
+			t.Fatalf("testenv: no go.mod of %s above %s", mainModule, dir)
 		}
 	}
+}
+
+// mainModule is the repository's module path.
+const mainModule = "github.com/ksef-pipeline/ksef-pipeline"
+
+// modulePath is the path a go.mod's module line names.
+func modulePath(gomod []byte) string {
+	for line := range strings.Lines(string(gomod)) {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "module" {
+			return strings.Trim(f[1], `"`)
+		}
+	}
+	return ""
 }
 
 // SharedDir returns the shared/ directory beside the repository (ministry
