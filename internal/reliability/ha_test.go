@@ -17,29 +17,20 @@ import (
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
 )
 
-// haBatch also runs the cluster rows on the volume path (onBatch: batch sessions and production
-// limits), as rows of their own marked [batch]. Off: on 2026-12-07 (main at 1f9adc8) the row
-// that loses the node for good passed once in five runs on the batch path (also after merging
-// main at 93d881d); the others left 1 to 42 invoices in batch_queued with their queue messages gone from the sender-batch consumer (see
-// docs/reliability.md), while the online rows pass.
-const haBatch = true
-
 // haNodes is the size of the rows' JetStream cluster; the stream and every bucket have that many
 // replicas.
 const haNodes = 3
 
 // haScenarios are the rows on a JetStream cluster: the node leading the state bucket is killed
-// (SIGKILL) mid-run, for good or until restartAfter.
+// (SIGKILL) mid-run, for good or until restartAfter, online and on the volume path (onBatch).
 func haScenarios() []scenario {
 	const n = 1000
-	rows := []scenario{
+	return []scenario{
 		haScenario(n, 0),
 		haScenario(n, 20*time.Second),
+		onBatch(haScenario(n, 0)),
+		onBatch(haScenario(n, 20*time.Second)),
 	}
-	if haBatch {
-		rows = append(rows, onBatch(haScenario(n, 0)), onBatch(haScenario(n, 20*time.Second)))
-	}
-	return rows
 }
 
 // haScenario runs a batch through two senders and two pollers on a 3-node cluster (R3 stream and buckets,
