@@ -5,55 +5,34 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/names"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
 )
 
-// kvBuckets are the pipeline's KV buckets and their TTLs, as OpenWithTelemetry ensures them.
-var kvBuckets = []struct {
-	what string
-	ttl  time.Duration
-}{{"STATE", 90 * 24 * time.Hour}, {"LIMITS", 2 * time.Hour}, {"MARKS", 0}, {"SESSIONS", 24 * time.Hour}}
-
-// consumerConfig is the named worker's consumer and run settings, for Run and for provisioning
-// the consumer ahead (one description, so that natsx.BindOnly finds what it expects).
-func (r *Runtime) consumerConfig(name string) worker.Config {
-	subj := r.Settings.NATS.Subjects()
-	switch name {
-	case Sender:
-		return r.workerConfig(Sender, 256, subj.InvoiceSubmitted())
-	case SenderBatch:
-		// The batch assembler holds the queue messages of the invoices in its packages until
-		// each package is sent, without a handler each: up to two packages at once.
-		cfg := r.workerConfig(SenderBatch, 16, subj.BatchQueuedAll())
-		cfg.MaxAckPending = r.Settings.Batch.MaxAckPending()
-		return cfg
-	case Poller:
-		cfg := r.workerConfig(Poller, 32, subj.InvoiceSent(), subj.SessionClosed())
-		// Every invoice KSeF is still processing holds a snoozed message, and snoozed messages
-		// count toward MaxAckPending: room for ten full batch packages stuck in processing
-		// before other contexts' invoices wait (nats-server#6093). A package failed as a whole
-		// is resolved at once (its invoices are put back), so it holds none for long.
-		cfg.MaxAckPending = 100_000
-		return cfg
-	case Downloader:
-		return r.workerConfig(Downloader, max(r.Settings.Downloader.Concurrency, 1), subj.QueryRequested())
-	case Visualizer:
-		return r.workerConfig(Visualizer, 4, subj.InvoiceAccepted(), subj.InvoiceDownloaded(), subj.InvoiceVisualize())
+// kvTTL is how long an entry of each KV bucket is kept: an invoice's state for 90 days; limiter
+// windows reach back an hour, so a key idle for two is worthless; marks forever.
+func kvTTL(b names.Bucket) time.Duration {
+	switch b {
+	case names.State:
+		return 90 * 24 * time.Hour
+	case names.Limits:
+		return 2 * time.Hour
+	case names.Sessions:
+		return 24 * time.Hour
 	}
-	panic("pipeline: no consumer for worker " + name)
+	return 0
 }
 
-// consumerConfigs are the durable consumers Run creates (the sender's batch assembler's unless
-// batch is off).
+// consumerConfigs are the durable consumers Run creates, as the workers describe them (the
+// sender's batch assembler's unless batch is off): one description, so that natsx.BindOnly
+// finds what it expects.
 func (r *Runtime) consumerConfigs() []worker.Config {
-	names := append(Workers(), SenderBatch)
-	if r.Settings.Batch.Disabled {
-		names = Workers()
-	}
-	out := make([]worker.Config, len(names))
-	for i, n := range names {
-		out[i] = r.consumerConfig(n)
+	var out []worker.Config
+	for _, name := range Workers() {
+		for _, spec := range workers()[name].consumers(r.Settings) {
+			out = append(out, r.workerConfig(spec))
+		}
 	}
 	return out
 }
@@ -78,9 +57,9 @@ func Provision(ctx context.Context, s Settings) ([]string, error) {
 	made = append(made, "stream "+st.CachedInfo().Config.Name)
 	// Every bucket is replicated like the stream (see OpenWithTelemetry).
 	replicas := natsx.KVReplicas(cfg.WithDefaults().Replicas)
-	for _, b := range kvBuckets {
-		name := kvName(cfg, b.what)
-		if _, err := natsx.EnsureKV(ctx, js, name, b.ttl, replicas); err != nil {
+	for _, b := range names.Buckets() {
+		name := names.KV(cfg.SubjectPrefix, b)
+		if _, err := natsx.EnsureKV(ctx, js, name, kvTTL(b), replicas); err != nil {
 			return made, err
 		}
 		made = append(made, "kv "+name)
