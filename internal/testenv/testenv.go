@@ -16,11 +16,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/embedded/natsserver"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 )
 
 // RepoRoot returns the directory holding go.mod, searched upwards from the
@@ -67,7 +66,7 @@ func SchemaDir(t testing.TB) string {
 // when the test ends.
 func NATS(t testing.TB) (*server.Server, string) {
 	t.Helper()
-	s, err := natsx.RunEmbedded(natsx.EmbeddedOptions{Dir: t.TempDir(), Port: -1})
+	s, err := natsserver.Run(natsserver.Options{Dir: t.TempDir(), Port: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
