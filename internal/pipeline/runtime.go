@@ -230,14 +230,13 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 	defer cancel()
 	var specs []worker.Spec
 	for _, name := range names {
-		w, err := lookupWorker(name)
-		if err != nil {
+		if _, err := lookupWorker(name); err != nil {
 			return err
 		}
 		if len(r.Settings.Workers) > 0 && !slices.Contains(r.Settings.Workers, name) {
 			return fmt.Errorf("worker %s: the runtime was opened for %v only", name, r.Settings.Workers)
 		}
-		ss, err := w.build(r)
+		ss, err := builders()[name](r)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}

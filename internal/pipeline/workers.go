@@ -13,13 +13,11 @@ import (
 	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
 )
 
-// workerDef is how the runtime runs one worker. The worker's package describes its consumers
-// (worker.Spec); the runtime only hands it the shared components it needs.
+// workerDef is what the runtime knows of one worker. The worker's package describes its
+// consumers (worker.Spec); the runtime only hands it the shared components it needs.
 type workerDef struct {
 	// consumers describes the worker's consumers without handlers (provisioning).
 	consumers func(s Settings) []worker.Spec
-	// build makes the worker from the runtime's components.
-	build func(r *Runtime) ([]worker.Spec, error)
 	// buckets are the KV buckets it reads and writes; ksef: it calls KSeF (the LIMITS bucket
 	// and the clients); validator: it validates invoices with the runtime's FA(3) validator;
 	// schema: it needs the FA(3) schema set.
@@ -28,18 +26,27 @@ type workerDef struct {
 }
 
 // workers are the pipeline's workers by name: adding one is a package returning its
-// worker.Spec and a line here.
+// worker.Spec, a line here and one in builders.
 func workers() map[string]workerDef {
 	return map[string]workerDef{
 		names.Sender: {consumers: func(s Settings) []worker.Spec { return sender.Consumers(s.NATS.Subjects(), s.Batch) },
-			build: (*Runtime).sender, buckets: []names.Bucket{names.State, names.Sessions}, ksef: true, validator: true, schema: true},
+			buckets: []names.Bucket{names.State, names.Sessions}, ksef: true, validator: true, schema: true},
 		names.Poller: {consumers: func(s Settings) []worker.Spec { return []worker.Spec{poller.Consumer(s.NATS.Subjects())} },
-			build: (*Runtime).poller, buckets: []names.Bucket{names.State}, ksef: true},
+			buckets: []names.Bucket{names.State}, ksef: true},
 		names.Downloader: {consumers: func(s Settings) []worker.Spec {
 			return []worker.Spec{downloader.Consumer(s.NATS.Subjects(), s.Downloader.Concurrency)}
-		}, build: (*Runtime).downloader, buckets: []names.Bucket{names.Marks}, ksef: true},
+		}, buckets: []names.Bucket{names.Marks}, ksef: true},
 		names.Visualizer: {consumers: func(s Settings) []worker.Spec { return []worker.Spec{visualizer.Consumer(s.NATS.Subjects())} },
-			build: (*Runtime).visualizer, schema: true},
+			schema: true},
+	}
+}
+
+// builders make each worker from the runtime's components. They are apart from workers so that
+// what only provisions (ksefctl) links none of the workers' code.
+func builders() map[string]func(r *Runtime) ([]worker.Spec, error) {
+	return map[string]func(r *Runtime) ([]worker.Spec, error){
+		names.Sender: (*Runtime).sender, names.Poller: (*Runtime).poller,
+		names.Downloader: (*Runtime).downloader, names.Visualizer: (*Runtime).visualizer,
 	}
 }
 
