@@ -1,5 +1,6 @@
 // Command ksef-bench measures the pipeline against the in-process KSeF emulator and writes the
-// results (a Markdown table and a PNG chart) to a directory. See docs/benchmarks.md.
+// results (a Markdown table and the raw numbers as JSON, from which cmd/ksef-bench/chart draws a
+// PNG chart) to a directory. See docs/benchmarks.md.
 //
 //	go run ./cmd/ksef-bench                 full run (about 20 minutes on 2 cores)
 //	go run ./cmd/ksef-bench --quick         CI-sized run
@@ -25,6 +26,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/bench"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/buildinfo"
 )
 
 func main() {
@@ -38,6 +40,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if buildinfo.Requested(args[1:]) {
+		return buildinfo.Print(stdout, "ksef-bench")
+	}
 	fs := flag.NewFlagSet("ksef-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o bench.Options
@@ -62,7 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	only := fs.String("only", "", "comma-separated sections to run: "+strings.Join(bench.Sections, ","))
 	runs := fs.String("runs", "", "comma-separated end-to-end runs to do (default all): zero-latency, zero-latency+pdf, ksef-latency, ksef-latency+pdf, paced-zero-latency, paced-ksef-latency")
 	fs.StringVar(&o.SchemaDir, "schema-dir", getenv("KSEF_SCHEMA_DIR"), "FA(3) XSD directory (default $KSEF_SCHEMA_DIR, else ../shared/ksef/official/faktury/schemy/FA beside the repository)")
-	out := fs.String("out", "results", "directory for results.md, results.json and results.png")
+	out := fs.String("out", "results", "directory for results.md and results.json (cmd/ksef-bench/chart draws results.png from results.json)")
 	fs.StringVar(&o.Dir, "work-dir", "", "working directory (default a temporary one, removed at the end)")
 	cpuProfile := fs.String("cpuprofile", "", "write the bench process's CPU profile (the in-process pipeline) here")
 	memProfile := fs.String("memprofile", "", "write the bench process's allocation profile here at the end")
@@ -134,25 +139,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if werr := write(rep, *out); werr != nil {
 		return errors.Join(err, werr)
 	}
-	fmt.Fprintf(stdout, "\nresults: %s\n", filepath.Join(*out, "results.md"))
+	fmt.Fprintf(stdout, "\nresults: %s\nchart: cd cmd/ksef-bench/chart && go run . %s\n", filepath.Join(*out, "results.md"), absOr(*out))
 	return err
 }
 
-// write puts results.md, results.png and results.json into dir.
+// write puts results.md and results.json into dir. The chart (results.png, which results.md
+// links) is drawn from results.json by cmd/ksef-bench/chart, a module of its own; an older chart
+// is removed so that results.md never shows another run's.
 func write(rep *bench.Report, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	png, err := os.Create(filepath.Join(dir, "results.png"))
-	if err != nil {
+	if err := os.Remove(filepath.Join(dir, "results.png")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
-	}
-	err = rep.WriteChart(png)
-	if cerr := png.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("chart: %w", err)
 	}
 	md, err := os.Create(filepath.Join(dir, "results.md"))
 	if err != nil {
@@ -170,6 +169,14 @@ func write(rep *bench.Report, dir string) error {
 		return err
 	}
 	return os.WriteFile(filepath.Join(dir, "results.json"), js, 0o644)
+}
+
+// absOr is dir made absolute, or dir itself when it cannot be.
+func absOr(dir string) string {
+	if a, err := filepath.Abs(dir); err == nil {
+		return a
+	}
+	return dir
 }
 
 func findRoot(dir string) (string, error) {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/buildinfo"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 )
@@ -47,7 +48,7 @@ type options struct {
 	addr, tokens, tokensFile, dataDir, baseURL, logLevel, logFormat string
 	limits                                                          string
 	multiplier                                                      float64
-	faultOps, packageFailCodes, cancelCodes                         string
+	faultOps, packageFailCodes, cancelCodes, hostile                string
 	cfg                                                             emulator.Config
 }
 
@@ -126,6 +127,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (*o
 	fs.DurationVar(&f.BatchStuckFor, "fault-batch-stuck-for", 0, "how long stuck batch sessions stay at 150 (default: --fault-stuck-for)")
 	fs.Float64Var(&f.UploadHangRate, "fault-upload-hang-rate", 0, "share of batch part uploads hanging --fault-upload-hang-for, alternately before storing the part (then 504) and after (then 201)")
 	fs.DurationVar(&f.UploadHangFor, "fault-upload-hang-for", time.Minute, "how long hanging part uploads hang")
+	fs.StringVar(&o.hostile, "fault-hostile", "", "answer a context's calls of an operation with what the API never sends: NIP:operation:answer[:times], comma separated; answers html-502, html-200, truncated-json, wrong-content-type, huge, and for ksefInvoiceQueryResult unsafe packages zip-* (internal/emulator/hostile.go)")
 
 	if err := fs.Parse(args[min(1, len(args)):]); err != nil {
 		return nil, err
@@ -189,6 +191,9 @@ func (o *options) complete(getenv func(string) string) error {
 	if c.Faults.CancelCodes, err = parseCodes(o.cancelCodes); err != nil {
 		return fmt.Errorf("--fault-cancel-codes: %w", err)
 	}
+	if c.Faults.Hostile, err = emulator.ParseHostile(o.hostile); err != nil {
+		return fmt.Errorf("--fault-hostile: %w", err)
+	}
 	if err := c.Faults.Check(); err != nil {
 		return err
 	}
@@ -215,6 +220,9 @@ func (o *options) complete(getenv func(string) string) error {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if buildinfo.Requested(args[1:]) {
+		return buildinfo.Print(stdout, "ksef-emulator")
+	}
 	o, err := parseFlags(args, getenv, stderr)
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 )
 
@@ -100,6 +101,11 @@ func TestFlags(t *testing.T) {
 		f.BatchOpenFailRate != 0.2 || f.BatchStuckRate != 0.3 || f.BatchStuckFor != 0 || f.UploadHangRate != 0.4 || f.UploadHangFor != 5*time.Second {
 		t.Errorf("faults %+v", f)
 	}
+	o, err = parseFlags(append(ok, "--fault-hostile", "5265877635:ksefInvoiceSend:truncated-json:2, 5265877635:ksefInvoiceQueryResult:zip-bomb"), envOf(nil), io.Discard)
+	if want := []emulator.Hostile{{Context: "5265877635", Op: ksef.OpInvoiceSend, Answer: "truncated-json", Times: 2},
+		{Context: "5265877635", Op: ksef.OpInvoiceQueryResult, Answer: "zip-bomb"}}; err != nil || !slices.Equal(o.cfg.Faults.Hostile, want) {
+		t.Errorf("--fault-hostile: %v %+v", err, o.cfg.Faults.Hostile)
+	}
 	// Unset, the code lists are the documented defaults.
 	o, _ = parseFlags(ok, envOf(nil), io.Discard)
 	if f := o.cfg.Faults; !slices.Equal(f.PackageFailCodes, []int{405, 420, 430, 435}) || !slices.Equal(f.CancelCodes, []int{405, 500, 550}) {
@@ -115,6 +121,11 @@ func TestFlags(t *testing.T) {
 		append(ok, "--limits", "fast"),
 		append(ok, "--fault-5xx-rate", "2"),
 		append(ok, "--fault-ops", "nope"),
+		append(ok, "--fault-hostile", "5265877635:ksefInvoiceSend:zip-bomb"),
+		append(ok, "--fault-hostile", "5265877635:ksefInvoiceSend:teapot"),
+		append(ok, "--fault-hostile", "123:ksefInvoiceSend:huge"),
+		append(ok, "--fault-hostile", "5265877635:nope:huge"),
+		append(ok, "--fault-hostile", "5265877635:ksefInvoiceSend:huge:x"),
 		append(ok, "extra"),
 		{"x", "--tokens", "secret-token=123"},
 		{"x", "--tokens-file", "/nonexistent"},

@@ -22,6 +22,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/buildinfo"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/embedded"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
@@ -39,6 +40,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if buildinfo.Requested(args[1:]) {
+		return buildinfo.Print(stdout, "ksef-pipeline")
+	}
 	cmd := "demo"
 	if len(args) > 1 && (args[1] == "run" || args[1] == "demo") {
 		cmd, args = args[1], args[1:]

@@ -568,7 +568,7 @@ func TestNATSCommands(t *testing.T) {
 	}
 	r = ksefctl(t, nil, "nats", "provision")
 	wantCode(t, r, 0)
-	for _, want := range []string{"ensured stream KSEF\n", "ensured kv KSEF_STATE\n", "ensured kv KSEF_SESSIONS\n",
+	for _, want := range []string{"ensured stream KSEF\n", "ensured stream KSEF-ERP\n", "ensured kv KSEF_STATE\n", "ensured kv KSEF_SESSIONS\n",
 		"ensured consumer sender\n", "ensured consumer sender-batch\n", "ensured consumer visualizer\n"} {
 		wantContains(t, r.stdout, want)
 	}

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/buildinfo"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ctl"
 )
 
@@ -28,6 +29,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if buildinfo.Requested(args[1:]) {
+		return buildinfo.Print(stdout, "ksefctl")
+	}
 	return ctl.Run(ctx, args, ctl.Env{Getenv: getenv, Stdout: stdout, Stderr: stderr, Interactive: isTerminal(stderr)})
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ctl/ctltest"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
 )
 
@@ -125,7 +126,7 @@ var invoiceSeq atomic.Int32
 func writeInvoice(t *testing.T, dir, name, seller string) (string, []byte) {
 	t.Helper()
 	req := demo.Request(seller, 9000+int(invoiceSeq.Add(1)), time.Now())
-	xml, err := fa3.Generate(req)
+	xml, err := fa3.Generate(fa3wire.Request(req))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -155,6 +155,11 @@ func TestBrokenManifestsFail(t *testing.T) {
 			want: "NATS clients connect without TLS",
 		},
 		{
+			name: "NATS routes without TLS", overlay: "prod", file: "base/nats.yaml",
+			old: "      tls {\n        cert_file: /etc/nats-tls/tls.crt\n        key_file: /etc/nats-tls/tls.key\n        ca_file: /etc/nats-tls/ca.crt\n        timeout: 5\n      }\n", new: "",
+			want: "NATS routes between the nodes without TLS",
+		},
+		{
 			name: "worker as another NATS user", overlay: "prod", file: "base/poller.yaml",
 			old: "              value: poller\n", new: "              value: sender\n",
 			want: "Deployment/poller: NATS user \"sender\"",
@@ -217,6 +222,7 @@ func overlayNamed(t testing.TB, name string) overlay {
 func TestBrokenComposeFails(t *testing.T) {
 	tests := []struct {
 		name     string
+		file     string // the file edited; "" is docker-compose.yml
 		old, new string
 		want     string
 	}{
@@ -258,6 +264,32 @@ func TestBrokenComposeFails(t *testing.T) {
 			want: "nats: /etc/nats/nats.conf",
 		},
 		{
+			name: "NATS without TLS", file: "deploy/compose/nats.conf",
+			old: "tls {\n  cert_file: /etc/nats-tls/tls.crt\n  key_file: /etc/nats-tls/tls.key\n  timeout: 5\n}", new: "",
+			want: "nats: NATS clients connect without TLS",
+		},
+		{
+			name: "NATS before its certificates", old: "    depends_on:\n      nats-certs:\n        condition: service_completed_successfully\n",
+			new:  "",
+			want: "nats: must depend on nats-certs",
+		},
+		{
+			name: "certificates for another name", old: `"--hosts", "nats,localhost,127.0.0.1"`, new: `"--hosts", "localhost"`,
+			want: "sender: NATS host nats is not one of the certificate's",
+		},
+		{
+			name: "workers over plain NATS", old: "\n  KSEF_NATS_URL: tls://nats:4222\n", new: "\n  KSEF_NATS_URL: nats://nats:4222\n",
+			want: "sender: KSEF_NATS_URL \"nats://nats:4222\" is not tls://",
+		},
+		{
+			name: "provisioning without the CA", old: "      KSEF_NATS_TLS_CA: /etc/nats-tls/ca.crt\n", new: "",
+			want: "nats-provision: KSEF_NATS_TLS_CA not set",
+		},
+		{
+			name: "workers given the server's key", old: "  volume:\n    subpath: ca\n", new: "  volume:\n    subpath: server\n",
+			want: "visualizer: KSEF_NATS_TLS_CA /etc/nats-tls/ca.crt is not ca.crt of volume nats-tls's ca directory",
+		},
+		{
 			name: "worker as the admin", old: "      KSEF_NATS_USER: sender\n", new: "      KSEF_NATS_USER: admin\n",
 			want: "sender: NATS user \"admin\"",
 		},
@@ -290,7 +322,11 @@ func TestBrokenComposeFails(t *testing.T) {
 			if err := validateCompose(t.Context(), file, services); err != nil {
 				t.Fatalf("the unbroken copy fails: %v", err)
 			}
-			edit(t, file, tt.old, tt.new)
+			edited := file
+			if tt.file != "" {
+				edited = filepath.Join(dir, tt.file)
+			}
+			edit(t, edited, tt.old, tt.new)
 			err = validateCompose(t.Context(), file, services)
 			if err == nil {
 				t.Fatal("validation passed a broken compose file")

@@ -17,6 +17,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/devtls"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
@@ -36,9 +37,9 @@ func loadCompose(ctx context.Context, file string) (*types.Project, error) {
 
 // Services docker-compose.yml must define.
 var (
-	composeInfra = []string{"nats", "nats-provision", "minio", "minio-buckets", "ksef-emulator"}
+	composeInfra = []string{"nats", "nats-certs", "nats-provision", "minio", "minio-buckets", "ksef-emulator"}
 	// composeOneShot run to completion; others run and have healthchecks.
-	composeOneShot = []string{"minio-buckets", "nats-provision"}
+	composeOneShot = []string{"minio-buckets", "nats-certs", "nats-provision"}
 	// workerNeeds is what each worker waits for, and how.
 	workerNeeds = map[string]string{
 		"nats":          types.ServiceConditionHealthy,
@@ -85,6 +86,7 @@ func validateCompose(ctx context.Context, file string, dockerfileServices []stri
 	}
 	if s, ok := proj.Services["nats"]; ok {
 		checkComposeNATS(&p, s)
+		checkComposeNATSTLS(&p, proj)
 	}
 	return p.err()
 }
@@ -284,8 +286,9 @@ func TestComposeValid(t *testing.T) {
 }
 
 // checkComposeNATSAuth: the server reads a configuration file (-c) whose users, with passwords
-// from the service's environment, admit no client without credentials; the files are the host
-// files the service mounts.
+// from the service's environment, admit no client without credentials, and which speaks TLS to
+// clients; the files are the host files the service mounts, the certificates (a volume nats-certs
+// fills) a test certificate in their place.
 func checkComposeNATSAuth(p *problems, s types.ServiceConfig) {
 	args := []string(s.Command)
 	i := slices.Index(args, "-c")
@@ -300,6 +303,11 @@ func checkComposeNATSAuth(p *problems, s types.ServiceConfig) {
 		return
 	}
 	defer os.RemoveAll(dir)
+	tlsDir := filepath.Join(dir, "tls")
+	if err := writeTestTLS(tlsDir); err != nil {
+		p.addf("nats: %v", err)
+		return
+	}
 	found := false
 	for _, v := range s.Volumes {
 		if v.Type != types.VolumeTypeBind || path.Dir(v.Target) != path.Dir(conf) {
@@ -310,6 +318,7 @@ func checkComposeNATSAuth(p *problems, s types.ServiceConfig) {
 			p.addf("nats: mounted %s: %v", v.Source, err)
 			return
 		}
+		b = []byte(strings.ReplaceAll(string(b), natsTLSDir+"/", tlsDir+"/"))
 		if err := os.WriteFile(filepath.Join(dir, path.Base(v.Target)), b, 0o600); err != nil {
 			p.addf("nats: %v", err)
 			return
@@ -331,12 +340,94 @@ func checkComposeNATSAuth(p *problems, s types.ServiceConfig) {
 		p.addf("nats: %s: %v", conf, err)
 		return
 	}
-	if len(opts.Users)+len(opts.Nkeys) == 0 && opts.Authorization == "" && opts.Username == "" {
-		p.addf("nats: NATS runs without authentication (no users, nkeys or token)")
-	}
+	checkNATSAuth(p, "nats", opts)
 	for _, u := range opts.Users {
-		if u.Password == "" || strings.HasPrefix(u.Password, "$") {
-			p.addf("nats: NATS user %s has no password", u.Username)
+		if strings.HasPrefix(u.Password, "$") {
+			p.addf("nats: NATS user %s has no password (%s unset)", u.Username, u.Password)
 		}
 	}
+}
+
+// checkComposeNATSTLS: nats-certs writes the certificates (ksefctl tls dev-certs) into a volume
+// before NATS starts, for the name the clients use; NATS mounts its server/ directory at
+// natsTLSDir; every service that connects to NATS does so over TLS and verifies the server with
+// the CA from the volume's ca/ directory, which holds no private key.
+func checkComposeNATSTLS(p *problems, proj *types.Project) {
+	certs, ok := proj.Services["nats-certs"]
+	if !ok {
+		return // reported as missing
+	}
+	args := []string(certs.Command)
+	flagValue := func(name string) string {
+		if i := slices.Index(args, name); i >= 0 && i+1 < len(args) {
+			return args[i+1]
+		}
+		return ""
+	}
+	dir, hosts := flagValue("--dir"), strings.Split(flagValue("--hosts"), ",")
+	if !slices.Equal(args[:min(2, len(args))], []string{"tls", "dev-certs"}) || dir == "" {
+		p.addf("nats-certs: command %v is not ksefctl tls dev-certs --dir DIR --hosts ...", args)
+		return
+	}
+	volume := ""
+	for _, v := range certs.Volumes {
+		if v.Type == types.VolumeTypeVolume && path.Clean(v.Target) == path.Clean(dir) && !v.ReadOnly {
+			volume = v.Source
+		}
+	}
+	if volume == "" {
+		p.addf("nats-certs: --dir %s is not a writable named volume", dir)
+		return
+	}
+	// mount is the subdirectory of volume that s mounts at target ("" if none).
+	mount := func(s types.ServiceConfig, target string) (string, bool) {
+		for _, v := range s.Volumes {
+			if v.Type == types.VolumeTypeVolume && v.Source == volume && path.Clean(v.Target) == target {
+				sub := ""
+				if v.Volume != nil {
+					sub = v.Volume.Subpath
+				}
+				return path.Clean(sub), v.ReadOnly
+			}
+		}
+		return "", false
+	}
+	nats := proj.Services["nats"]
+	if d, ok := nats.DependsOn["nats-certs"]; !ok || d.Condition != types.ServiceConditionCompletedSuccessfully {
+		p.addf("nats: must depend on nats-certs with condition %s", types.ServiceConditionCompletedSuccessfully)
+	}
+	if sub, ro := mount(nats, natsTLSDir); sub != path.Dir(devtls.ServerCert) || !ro {
+		p.addf("nats: %s is not the %s directory of volume %s, read-only", natsTLSDir, path.Dir(devtls.ServerCert), volume)
+	}
+	for _, name := range sortedKeys(proj.Services) {
+		s := proj.Services[name]
+		raw := envValue(s, natsx.EnvURL)
+		if raw == "" {
+			continue
+		}
+		u, err := url.Parse(raw)
+		if err != nil || u.Scheme != "tls" {
+			p.addf("%s: %s %q is not tls://: NATS without TLS", name, natsx.EnvURL, raw)
+		} else if !slices.Contains(hosts, u.Hostname()) {
+			p.addf("%s: NATS host %s is not one of the certificate's %v", name, u.Hostname(), hosts)
+		}
+		ca := envValue(s, natsx.EnvTLSCA)
+		if ca == "" {
+			p.addf("%s: %s not set: the server is not verified", name, natsx.EnvTLSCA)
+			continue
+		}
+		sub, ro := mount(s, path.Dir(ca))
+		if sub != path.Dir(devtls.ClientCA) || path.Base(ca) != path.Base(devtls.ClientCA) || !ro {
+			p.addf("%s: %s %s is not %s of volume %s's %s directory mounted read-only (only the CA, never the server's key)",
+				name, natsx.EnvTLSCA, ca, path.Base(devtls.ClientCA), volume, path.Dir(devtls.ClientCA))
+		}
+	}
+}
+
+// envValue is the value of a service's environment variable ("" when unset).
+func envValue(s types.ServiceConfig, key string) string {
+	if v := s.Environment[key]; v != nil {
+		return *v
+	}
+	return ""
 }

@@ -9,11 +9,14 @@
 //     restricted pod security profile, disruption budgets, references
 //     between objects, network reachability under the NetworkPolicies,
 //     KEDA triggers against the stream name natsx uses, the NATS
-//     configuration through nats-server's own parser, and the workers'
-//     settings through natsx's and storage's own ConfigFromEnv.
+//     configuration through nats-server's own parser (users with
+//     passwords, TLS for clients and routes), and the workers' settings
+//     through natsx's and storage's own ConfigFromEnv.
 //   - docker-compose.yml: loaded with compose-go with schema validation,
 //     then checked for healthchecks, depends_on conditions, buckets and
-//     settings (again through ConfigFromEnv).
+//     settings (again through ConfigFromEnv), and NATS as in Kubernetes:
+//     users and client TLS, its certificates made before it starts, every
+//     client on tls:// with the CA and never the server's key.
 //   - Dockerfile and .dockerignore: the build and runtime choices the
 //     images rely on, and the shared-library collection for the distroless
 //     runtime image (run in a chroot when the machine allows).

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ctl/ctltest"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
@@ -63,7 +64,7 @@ func TestPublisher(t *testing.T) {
 	}()
 
 	req := demo.Request(demo.Sellers[1], 4242, time.Now())
-	xml, err := fa3.Generate(req)
+	xml, err := fa3.Generate(fa3wire.Request(req))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef/ksefapi"
 )
@@ -60,7 +61,7 @@ func (g *Generator) Invoice(seller string, n int) (Invoice, error) {
 		lines += rng.IntN(g.MaxLines - g.MinLines + 1)
 	}
 	req := g.request(rng, seller, n, lines)
-	xml, err := fa3.Generate(req, fa3.WithClock(func() time.Time { return g.issue }))
+	xml, err := fa3.Generate(fa3wire.Request(req), fa3.WithClock(func() time.Time { return g.issue }))
 	if err != nil {
 		return Invoice{}, fmt.Errorf("bench: generating invoice %d of %s: %w", n, seller, err)
 	}

@@ -23,7 +23,7 @@ type conn struct {
 	js     jetstream.JetStream
 	cfg    natsx.Config
 	subj   events.Subjects
-	stream jetstream.Stream
+	stream jetstream.Stream // read from (Config.ReadStreamName); events are published to the pipeline's
 	pub    *natsx.Publisher
 }
 
@@ -99,7 +99,8 @@ func (o *options) connect(ctx context.Context) (*conn, error) {
 			redactURLs(cfg.URL), o.connectTimeout, unwrapConnect(r.err))}
 	}
 	c := &conn{nc: r.nc, js: r.js, cfg: cfg, subj: cfg.Subjects()}
-	name := natsx.StreamName(cfg.SubjectPrefix)
+	// Read from: the pipeline's stream, or the ERP systems' mirror of it (KSEF_NATS_READ_STREAM).
+	name := cfg.ReadStreamName()
 	c.stream, err = c.js.Stream(cctx, name)
 	if err != nil {
 		c.close()

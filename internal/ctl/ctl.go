@@ -75,6 +75,7 @@ func commands() []command {
 		{"dlq", "list | show SEQ | replay SEQ...|--all", "dead letters: list, inspect, replay", dlqHelp, runDLQ},
 		{"streams", "[--all]", "the stream, the workers' consumers, pending work, KV buckets", streamsHelp, runStreams},
 		{"nats", "provision | permissions", "create the stream, KV buckets and consumers; print the NATS permissions", natsHelp, runNATS},
+		{"tls", "dev-certs --dir DIR --hosts H1,H2", "make a development CA and NATS server certificate", tlsHelp, runTLS},
 	}
 }
 

@@ -347,7 +347,7 @@ func replay(ctx context.Context, o *options, cn *conn, d deadLetter, dryRun bool
 	}
 	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	ack, err := cn.js.PublishMsg(pctx, msg, jetstream.WithExpectStream(cn.stream.CachedInfo().Config.Name))
+	ack, err := cn.js.PublishMsg(pctx, msg, jetstream.WithExpectStream(natsx.StreamName(cn.cfg.SubjectPrefix)))
 	if err != nil {
 		return fmt.Errorf("publishing on %s: %w", dl.OriginalSubject, err)
 	}

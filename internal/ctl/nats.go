@@ -12,8 +12,9 @@ import (
 
 const natsHelp = `
 nats provision: creates or updates, as a user allowed to (the admin user of
-deploy/nats/permissions.conf), the pipeline's stream, its KV buckets and every worker's durable
-consumer (the sender's batch consumer unless KSEF_BATCH=false), with the settings the workers
+deploy/nats/permissions.conf), the pipeline's stream, its KV buckets, every worker's durable
+consumer (the sender's batch consumer unless KSEF_BATCH=false) and the ERP systems' mirror of the
+stream (KSEF-ERP: the erp user manages consumers there only), with the settings the workers
 read (KSEF_SUBJECT_PREFIX, KSEF_ACK_WAIT, KSEF_BATCH_*...). Workers started with
 KSEF_NATS_PROVISIONED=true then only look them up, which their NATS users are limited to.
 Idempotent: run it before the workers start and after changing those settings.

@@ -89,7 +89,8 @@ func runStreams(ctx context.Context, o *options, args []string) error {
 		names = nil
 		lister := cn.js.StreamNames(ctx)
 		for n := range lister.Name() {
-			if n == "KSEF" || strings.HasPrefix(n, "KSEF_") {
+			// The pipelines' streams; not their ERP mirrors (natsx.ERPStreamName: a dash).
+			if (n == "KSEF" || strings.HasPrefix(n, "KSEF_")) && !strings.Contains(n, "-") {
 				names = append(names, n)
 			}
 		}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,6 +15,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
+
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
@@ -232,7 +234,7 @@ func loadInvoice(ctx context.Context, path string, f submitFlags, validator *fa3
 		if err := dec.Decode(&req); err != nil {
 			return nil, fmt.Errorf("%s: not a KSeF generate request: %v", path, err)
 		}
-		if _, err := fa3.Generate(req); err != nil {
+		if _, err := fa3.Generate(fa3wire.Request(req)); err != nil {
 			return nil, fmt.Errorf("%s: cannot be turned into FA(3): %v", path, err)
 		}
 		var compact bytes.Buffer

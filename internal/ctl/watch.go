@@ -20,7 +20,7 @@ func (c *conn) watch(ctx context.Context, seq uint64, subjects []string) (<-chan
 	go func() {
 		defer close(out)
 		// The stream's own time of that message: the client's clock may differ from the server's.
-		msg, err := c.stream.GetMsg(ctx, seq)
+		msg, err := c.storedMsg(ctx, seq)
 		if err != nil {
 			errc <- fmt.Errorf("reading stream message %d: %w", seq, err)
 			return
@@ -43,6 +43,26 @@ func (c *conn) watch(ctx context.Context, seq uint64, subjects []string) (<-chan
 	}()
 	return out, errc
 }
+
+// storedMsg gets message seq of the stream read, waiting up to mirrorLag for it: a mirror
+// (KSEF_NATS_READ_STREAM) holds a message just published to the pipeline's stream a little later.
+func (c *conn) storedMsg(ctx context.Context, seq uint64) (*jetstream.RawStreamMsg, error) {
+	deadline := time.Now().Add(mirrorLag)
+	for {
+		msg, err := c.stream.GetMsg(ctx, seq)
+		if !errors.Is(err, jetstream.ErrMsgNotFound) || time.Now().After(deadline) {
+			return msg, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// mirrorLag bounds how long storedMsg waits for a message to reach a mirror.
+const mirrorLag = 10 * time.Second
 
 // errRead ends a read at the last stored message.
 var errRead = errors.New("read to the end")

@@ -18,6 +18,7 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/embedded"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
@@ -133,7 +134,7 @@ func Run(ctx context.Context, e *embedded.Pipeline, o Options) (*Result, error) 
 		} else {
 			// XML made by the generator behind ksefInvoiceGenerate (generating locally spends none
 			// of KSeF's request budget), uploaded to storage, referenced by the event.
-			xml, err := fa3.Generate(req, fa3.WithValidator(rt.Validator))
+			xml, err := fa3.Generate(fa3wire.Request(req), fa3.WithValidator(rt.Validator))
 			if err != nil {
 				return nil, fmt.Errorf("generating invoice %d: %w", n, err)
 			}

@@ -3,11 +3,13 @@ package downloader
 import (
 	"archive/zip"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 )
@@ -42,41 +44,124 @@ type archived struct {
 	meta invoiceMeta // KsefNumber is always set and valid
 }
 
+// errUnsafePackage marks a part that decrypted and unzipped but whose content no KSeF package
+// has: entry names that climb out or hide (.., absolute, NUL, backslash, overlong, duplicate),
+// sizes that expand far beyond the part (a ZIP bomb), a missing or incomplete _metadata.json.
+// Fetching it again returns the same bytes, so the query fails with the reason instead of
+// being retried.
+var errUnsafePackage = errors.New("unsafe result package")
+
+// archiveLimits bound what a part may expand to.
+type archiveLimits struct {
+	maxInvoice int64 // one XML, as declared in the ZIP (the reader refuses more than declared)
+	// maxRatio bounds the sum of declared sizes to this multiple of the ZIP's size: XML
+	// compresses about tenfold, a ZIP bomb a thousandfold per entry.
+	maxRatio int64
+}
+
+// defaultMaxRatio leaves room for invoices that compress unusually well.
+const defaultMaxRatio = 200
+
+// maxEntryName bounds an entry's name: KSeF's are "<ksefNumber>.xml", about 40 bytes.
+const maxEntryName = 255
+
+func unsafef(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errUnsafePackage, fmt.Sprintf(format, args...))
+}
+
+// checkName refuses an entry name no KSeF package has and that a consumer unpacking the stored
+// part could be fooled by.
+func checkName(name string) error {
+	switch {
+	case name == "" || len(name) > maxEntryName:
+		return unsafef("an entry name of %d bytes", len(name))
+	case !utf8.ValidString(name):
+		return unsafef("entry name %q is not UTF-8", name)
+	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }):
+		return unsafef("entry name %q has a control character or a backslash", name)
+	case strings.HasPrefix(name, "/") || (len(name) > 1 && name[1] == ':'):
+		return unsafef("entry name %q is absolute", name)
+	}
+	clean := strings.TrimSuffix(name, "/")
+	if path.Clean(clean) != clean || clean == ".." || strings.HasPrefix(clean, "../") {
+		return unsafef("entry name %q is not a clean relative path", name)
+	}
+	return nil
+}
+
 // readArchive lists the invoices of a decrypted result package. Each XML is matched to its
-// _metadata.json entry by file name, else by KSeF number (the file is "<ksefNumber>.xml"). An
-// index entry without its XML, or an XML that names no valid KSeF number, makes the package
-// invalid: storing part of it would go unnoticed.
-func readArchive(r io.ReaderAt, size int64) ([]archived, error) {
+// _metadata.json entry by file name, else by KSeF number (the file is "<ksefNumber>.xml").
+// Every package has _metadata.json (pobieranie-faktur: always, since 27.10.2025). An index
+// entry without its XML or without a KSeF number or hash, an XML the index does not list, an
+// unsafe entry name or declared sizes past lim make the package unsafe (errUnsafePackage):
+// storing part of it would go unnoticed.
+func readArchive(r io.ReaderAt, size int64, lim archiveLimits) ([]archived, error) {
 	zr, err := zip.NewReader(r, size)
 	if err != nil {
 		return nil, fmt.Errorf("downloader: result part is not a ZIP: %w", err)
 	}
+	if lim.maxRatio <= 0 {
+		lim.maxRatio = defaultMaxRatio
+	}
 	var index []invoiceMeta
 	var xmls []*zip.File
+	names := make(map[string]bool, len(zr.File))
+	var expanded uint64
+	limit := uint64(max(size, 1) * lim.maxRatio)
 	for _, f := range zr.File {
+		if err := checkName(f.Name); err != nil {
+			return nil, err
+		}
 		name := path.Base(f.Name)
+		if f.FileInfo().IsDir() {
+			continue
+		}
+		if names[name] {
+			return nil, unsafef("two entries named %q", name)
+		}
+		names[name] = true
+		switch isXML := strings.EqualFold(path.Ext(name), ".xml"); {
+		case name == MetadataName && f.UncompressedSize64 > maxMetadataSize:
+			return nil, unsafef("%s declares %d bytes, more than %d", MetadataName, f.UncompressedSize64, maxMetadataSize)
+		case isXML && lim.maxInvoice > 0 && f.UncompressedSize64 > uint64(lim.maxInvoice):
+			return nil, unsafef("entry %q declares %d bytes, more than the %d an invoice may have", f.Name, f.UncompressedSize64, lim.maxInvoice)
+		}
+		// expanded stays within limit, so the subtraction cannot wrap where a sum could.
+		if f.UncompressedSize64 > limit-expanded {
+			return nil, unsafef("entries declare more than %d times the part's %d bytes (a ZIP bomb)", lim.maxRatio, size)
+		}
+		expanded += f.UncompressedSize64
 		switch {
-		case f.FileInfo().IsDir():
 		case name == MetadataName:
-			if index != nil {
-				return nil, fmt.Errorf("downloader: result part has two %s", MetadataName)
-			}
 			if index, err = readIndex(f); err != nil {
 				return nil, err
 			}
 		case strings.EqualFold(path.Ext(name), ".xml"):
+			if !f.Mode().IsRegular() {
+				return nil, unsafef("entry %q is not a regular file (%s)", f.Name, f.Mode())
+			}
 			xmls = append(xmls, f)
 		}
+	}
+	if index == nil {
+		return nil, unsafef("the part has no %s", MetadataName)
 	}
 	byName := make(map[string]*invoiceMeta, len(index))
 	byNumber := make(map[string]*invoiceMeta, len(index))
 	for i := range index {
 		m := &index[i]
+		if err := ksef.ValidateNumber(m.KsefNumber); err != nil {
+			return nil, unsafef("%s entry %d: ksefNumber: %v", MetadataName, i+1, err)
+		}
+		if m.hash() == "" {
+			return nil, unsafef("%s entry %d (%s) has no invoiceHash", MetadataName, i+1, m.KsefNumber)
+		}
+		if byNumber[m.KsefNumber] != nil {
+			return nil, unsafef("%s lists %s twice", MetadataName, m.KsefNumber)
+		}
+		byNumber[m.KsefNumber] = m
 		if m.FileName != "" {
 			byName[path.Base(m.FileName)] = m
-		}
-		if m.KsefNumber != "" {
-			byNumber[m.KsefNumber] = m
 		}
 	}
 	out := make([]archived, 0, len(xmls))
@@ -87,26 +172,19 @@ func readArchive(r io.ReaderAt, size int64) ([]archived, error) {
 		if m == nil {
 			m = byNumber[strings.TrimSuffix(name, path.Ext(name))]
 		}
-		a := archived{file: f}
-		if m != nil {
-			if used[m] {
-				return nil, fmt.Errorf("downloader: result part: two files for KSeF number %s", m.KsefNumber)
-			}
-			used[m] = true
-			a.meta = *m
+		if m == nil {
+			return nil, unsafef("file %q is not in %s", f.Name, MetadataName)
 		}
-		if a.meta.KsefNumber == "" {
-			a.meta.KsefNumber = strings.TrimSuffix(name, path.Ext(name))
+		if used[m] {
+			return nil, unsafef("two files for KSeF number %s", m.KsefNumber)
 		}
-		if err := ksef.ValidateNumber(a.meta.KsefNumber); err != nil {
-			return nil, fmt.Errorf("downloader: result part: file %q: %w", f.Name, err)
-		}
-		out = append(out, a)
+		used[m] = true
+		out = append(out, archived{file: f, meta: *m})
 	}
 	if len(used) != len(index) {
 		for i := range index {
 			if !used[&index[i]] {
-				return nil, fmt.Errorf("downloader: result part: %s lists %s but the part has no XML for it", MetadataName, index[i].KsefNumber)
+				return nil, unsafef("%s lists %s but the part has no XML for it", MetadataName, index[i].KsefNumber)
 			}
 		}
 	}
@@ -115,7 +193,7 @@ func readArchive(r io.ReaderAt, size int64) ([]archived, error) {
 
 func readIndex(f *zip.File) ([]invoiceMeta, error) {
 	if f.UncompressedSize64 > maxMetadataSize {
-		return nil, fmt.Errorf("downloader: %s is %d bytes, more than %d", MetadataName, f.UncompressedSize64, maxMetadataSize)
+		return nil, unsafef("%s declares %d bytes, more than %d", MetadataName, f.UncompressedSize64, maxMetadataSize)
 	}
 	rc, err := f.Open()
 	if err != nil {
@@ -123,17 +201,30 @@ func readIndex(f *zip.File) ([]invoiceMeta, error) {
 	}
 	defer rc.Close()
 	var doc struct {
-		Invoices []invoiceMeta `json:"invoices"`
+		Invoices json.RawMessage `json:"invoices"`
 	}
 	if err := json.NewDecoder(io.LimitReader(rc, maxMetadataSize)).Decode(&doc); err != nil {
-		return nil, fmt.Errorf("downloader: %s: %w", MetadataName, err)
+		if errors.Is(err, zip.ErrFormat) {
+			return nil, unsafef("%s expands past its declared size", MetadataName)
+		}
+		return nil, unsafef("%s is not the index: %v", MetadataName, err)
 	}
 	// Read to the end so that the ZIP's CRC is checked.
 	if _, err := io.Copy(io.Discard, rc); err != nil {
+		if errors.Is(err, zip.ErrFormat) {
+			return nil, unsafef("%s expands past its declared size", MetadataName)
+		}
 		return nil, fmt.Errorf("downloader: %s: %w", MetadataName, err)
 	}
-	if doc.Invoices == nil {
-		doc.Invoices = []invoiceMeta{}
+	if len(doc.Invoices) == 0 {
+		return nil, unsafef("%s has no invoices array", MetadataName)
 	}
-	return doc.Invoices, nil
+	invs := []invoiceMeta{}
+	if err := json.Unmarshal(doc.Invoices, &invs); err != nil {
+		return nil, unsafef("%s: invoices: %v", MetadataName, err)
+	}
+	if invs == nil { // "invoices": null, an empty package
+		invs = []invoiceMeta{}
+	}
+	return invs, nil
 }

@@ -20,7 +20,7 @@ func FuzzReadArchive(f *testing.F) {
 	f.Add([]byte("PK\x03\x04"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := readArchive(bytes.NewReader(data), int64(len(data)))
+		got, err := readArchive(bytes.NewReader(data), int64(len(data)), archiveLimits{maxInvoice: DefaultMaxInvoiceSize})
 		if err != nil {
 			if got != nil {
 				t.Fatalf("an error (%v) with %d invoices", err, len(got))

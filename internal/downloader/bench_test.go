@@ -147,7 +147,8 @@ func BenchmarkLargePart(b *testing.B) {
 			b.Run(fmt.Sprintf("store=%s/part=%dMiB", sto.name, mib), func(b *testing.B) {
 				fake := &streamKSeF{n: mib << 20 / invoiceSize, size: invoiceSize}
 				pub := &counting{}
-				d, err := New(Config{TempDir: b.TempDir()}, Deps{
+				// Parts larger than KSeF makes, to show memory stays flat.
+				d, err := New(Config{TempDir: b.TempDir(), MaxPartSize: 1 << 30}, Deps{
 					Clients:   func(context.Context, string) (KSeF, error) { return fake, nil },
 					Store:     sto.open(b),
 					Publisher: pub,

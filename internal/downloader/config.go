@@ -18,8 +18,11 @@ const (
 	DefaultOverlap         = 10 * time.Minute
 	DefaultStateTTL        = 2 * time.Hour
 	DefaultMaxInvoiceSize  = 16 << 20
-	DefaultHeartbeatEvery  = 5 * time.Second
-	DefaultParallelism     = 4
+	// DefaultMaxPartSize is KSeF's largest result part, 50 MiB (api-changelog: partSize), plus
+	// the AES padding of its ciphertext.
+	DefaultMaxPartSize    = 50<<20 + 16
+	DefaultHeartbeatEvery = 5 * time.Second
+	DefaultParallelism    = 4
 )
 
 // Config tunes a Downloader. The zero value (after WithDefaults) uses the default buckets and
@@ -46,6 +49,9 @@ type Config struct {
 	StateTTL time.Duration
 	// MaxInvoiceSize bounds one invoice XML in a package (KSeF: 1 MB, 3 MB with attachments).
 	MaxInvoiceSize int64
+	// MaxPartSize bounds one encrypted result part as received; a longer answer is not read
+	// past it (nor past what the query's packageSize leaves) and is retried.
+	MaxPartSize int64
 	// HeartbeatEvery spaces the progress calls that extend the message's ack deadline.
 	HeartbeatEvery time.Duration
 	// Parallelism is how many invoices of a part are stored and announced at once.
@@ -76,6 +82,9 @@ func (c Config) WithDefaults() Config {
 	}
 	def(&c.StateTTL, DefaultStateTTL)
 	def(&c.HeartbeatEvery, DefaultHeartbeatEvery)
+	if c.MaxPartSize == 0 {
+		c.MaxPartSize = DefaultMaxPartSize
+	}
 	if c.MaxInvoiceSize == 0 {
 		c.MaxInvoiceSize = DefaultMaxInvoiceSize
 	}
@@ -94,8 +103,8 @@ func (c Config) Validate() error {
 		return errors.New("downloader: poll interval, max interval and budget must be positive, max >= interval")
 	case c.StateTTL <= 0 || c.HeartbeatEvery <= 0:
 		return errors.New("downloader: state TTL and heartbeat interval must be positive")
-	case c.MaxInvoiceSize <= 0:
-		return errors.New("downloader: max invoice size must be positive")
+	case c.MaxInvoiceSize <= 0 || c.MaxPartSize <= 0:
+		return errors.New("downloader: max invoice and part sizes must be positive")
 	case c.Parallelism < 1:
 		return errors.New("downloader: parallelism must be at least 1")
 	}
@@ -112,6 +121,7 @@ const (
 	EnvPollBudget      = "KSEF_DOWNLOADER_POLL_BUDGET"
 	EnvOverlap         = "KSEF_DOWNLOADER_OVERLAP"
 	EnvMaxInvoiceSize  = "KSEF_DOWNLOADER_MAX_INVOICE_SIZE"
+	EnvMaxPartSize     = "KSEF_DOWNLOADER_MAX_PART_SIZE"
 	EnvParallelism     = "KSEF_DOWNLOADER_PARALLELISM"
 )
 
@@ -167,6 +177,10 @@ func SettingsFromEnv(getenv func(string) string) (Settings, error) {
 	if v := getenv(EnvMaxInvoiceSize); v != "" {
 		s.MaxInvoiceSize, err = strconv.ParseInt(v, 10, 64)
 		wrap(EnvMaxInvoiceSize, err)
+	}
+	if v := getenv(EnvMaxPartSize); v != "" {
+		s.MaxPartSize, err = strconv.ParseInt(v, 10, 64)
+		wrap(EnvMaxPartSize, err)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return Settings{}, err

@@ -32,12 +32,12 @@ func TestSettingsFromEnv(t *testing.T) {
 			name: "everything set",
 			env: map[string]string{
 				EnvTempDir: "/var/tmp/dl", EnvConcurrency: "5", EnvParallelism: "8", EnvPollInterval: "2s",
-				EnvPollMaxInterval: "1m", EnvPollBudget: "5m", EnvOverlap: "0s", EnvMaxInvoiceSize: "1048576",
+				EnvPollMaxInterval: "1m", EnvPollBudget: "5m", EnvOverlap: "0s", EnvMaxInvoiceSize: "1048576", EnvMaxPartSize: "2097152",
 				storage.EnvBucketInvoices: "inv-bucket",
 			},
 			check: func(t *testing.T, s Settings) {
 				if s.TempDir != "/var/tmp/dl" || s.Concurrency != 5 || s.Parallelism != 8 || s.PollInterval != 2*time.Second ||
-					s.PollMaxInterval != time.Minute || s.PollBudget != 5*time.Minute || s.MaxInvoiceSize != 1<<20 ||
+					s.PollMaxInterval != time.Minute || s.PollBudget != 5*time.Minute || s.MaxInvoiceSize != 1<<20 || s.MaxPartSize != 2<<20 ||
 					s.Layout.Buckets.Invoices != "inv-bucket" {
 					t.Errorf("settings: %+v", s)
 				}

@@ -27,6 +27,21 @@
 //  8. Publish query.completed with the invoice count, the stored parts, the number of
 //     continuations and the high-water mark.
 //
+// # Hostile packages
+//
+// A part is read no further than what the query's packageSize leaves for it nor than
+// MaxPartSize (KSeF's parts are at most 50 MiB), and a part that
+// fails to decrypt or unzip, or whose CRC is wrong, is retried (a transfer gone wrong). A part
+// that decrypts and unzips but that no KSeF package looks like fails the query at once with a
+// *RequestError naming the defect (a new query would get the same bytes): entry names that are
+// not clean relative UTF-8 paths (.., absolute, NUL or control characters, backslash, over 255
+// bytes), two entries of one name, an XML declaring more than MaxInvoiceSize, entries declaring
+// together more than 200 times the part's size (a ZIP bomb), an entry expanding past its
+// declared size, no _metadata.json (KSeF adds it to every package), an index entry without a
+// valid ksefNumber or an invoiceHash, an invoice listed twice, listed but absent, or present
+// but not listed. All but the entry expanding past its declared size are found before any
+// invoice of the part is stored.
+//
 // # Redelivery and the AES key
 //
 // A query's key exists only in this process's memory, with the query's progress, keyed by the
@@ -65,6 +80,7 @@
 //	KSEF_DOWNLOADER_POLL_BUDGET        polling per delivery before snoozing (2m)
 //	KSEF_DOWNLOADER_OVERLAP            high-water mark lag behind the query's start (10m)
 //	KSEF_DOWNLOADER_MAX_INVOICE_SIZE   largest invoice XML accepted from a package (16 MiB)
+//	KSEF_DOWNLOADER_MAX_PART_SIZE      largest encrypted result part read (50 MiB + 16 bytes)
 //
 // The high-water marks live in the pipeline's KV bucket <stream>_MARKS (internal/pipeline).
 // Buckets come from storage (KSEF_S3_BUCKET_INVOICES, KSEF_S3_BUCKET_QUERY_PARTS), KSeF's URL,

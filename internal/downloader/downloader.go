@@ -468,7 +468,13 @@ func (r *run) part(ctx context.Context, a *activeQuery, pn string, no int) (part
 	req, cfg := r.req, r.d.cfg
 	loc := cfg.Layout.QueryPart(req.ContextNIP, req.QueryID, no)
 	var info storage.ObjectInfo
-	pf, err := fetchPart(ctx, body, a.key, cfg.TempDir, func(ctx context.Context, src io.Reader) error {
+	// The status gave the package's size: a part that goes past what is left of it, or past
+	// KSeF's largest part, is not read to its end (a 50 MB answer where KSeF said 1 MB).
+	left := a.status.PackageSize
+	for _, p := range a.parts {
+		left -= p.rawSize
+	}
+	pf, err := fetchPart(ctx, &cappedReader{r: body, left: max(min(left, cfg.MaxPartSize), 0)}, a.key, cfg.TempDir, func(ctx context.Context, src io.Reader) error {
 		var err error
 		info, err = r.d.store.Put(ctx, loc.Bucket, loc.Key, src, -1, storage.ObjectMeta{
 			ContentType: "application/octet-stream",
@@ -479,7 +485,7 @@ func (r *run) part(ctx context.Context, a *activeQuery, pn string, no int) (part
 		})
 		return err
 	})
-	if errors.Is(err, kcrypto.ErrPadding) || errors.Is(err, kcrypto.ErrCiphertextLength) {
+	if errors.Is(err, kcrypto.ErrPadding) || errors.Is(err, kcrypto.ErrCiphertextLength) || errors.Is(err, errPartTooLarge) {
 		err = fmt.Errorf("%w: %w", errBadPackage, err)
 	}
 	if err != nil {
@@ -489,11 +495,18 @@ func (r *run) part(ctx context.Context, a *activeQuery, pn string, no int) (part
 	if info.SHA256 != "" && info.SHA256 != pf.rawSHA256 {
 		return partResult{}, fmt.Errorf("downloader: KSeF query %s part %s: stored digest differs from the bytes received", a.id, pn)
 	}
-	invs, err := readArchive(pf.f, pf.size)
-	if err != nil {
-		return partResult{}, fmt.Errorf("downloader: KSeF query %s part %s: %w: %w", a.id, pn, errBadPackage, err)
+	invs, err := readArchive(pf.f, pf.size, archiveLimits{maxInvoice: cfg.MaxInvoiceSize})
+	if err != nil && !errors.Is(err, errUnsafePackage) {
+		err = fmt.Errorf("downloader: KSeF query %s part %s: %w: %w", a.id, pn, errBadPackage, err)
 	}
-	if err := r.invoices(ctx, invs); err != nil {
+	if err == nil {
+		err = r.invoices(ctx, invs)
+	}
+	if errors.Is(err, errUnsafePackage) {
+		// KSeF built it so; a new query gets the same: fail the query with the reason.
+		return partResult{}, &RequestError{QueryID: req.QueryID, Reason: fmt.Sprintf("KSeF query %s part %s: %v", a.id, pn, err)}
+	}
+	if err != nil {
 		return partResult{}, err
 	}
 	ref := events.ObjectRef{Bucket: loc.Bucket, Key: loc.Key, SHA256: pf.rawSHA256, Size: pf.rawSize, ContentType: "application/octet-stream"}
@@ -542,9 +555,6 @@ func (r *run) invoices(ctx context.Context, invs []archived) error {
 func (r *run) invoice(ctx context.Context, inv *archived) error {
 	req, cfg := r.req, r.d.cfg
 	n, psd := inv.meta.KsefNumber, inv.meta.PermanentStorageDate
-	if inv.file.UncompressedSize64 > uint64(cfg.MaxInvoiceSize) {
-		return fmt.Errorf("downloader: invoice %s is %d bytes, more than %d", n, inv.file.UncompressedSize64, cfg.MaxInvoiceSize)
-	}
 	loc := cfg.Layout.Downloaded(req.ContextNIP, n)
 	rc, err := inv.file.Open()
 	if err != nil {
@@ -561,8 +571,21 @@ func (r *run) invoice(ctx context.Context, inv *archived) error {
 	// ZIP reader checks the entry's CRC at its end.
 	info, err := r.d.store.Put(ctx, loc.Bucket, loc.Key, rc, int64(inv.file.UncompressedSize64),
 		storage.ObjectMeta{ContentType: "application/xml", Metadata: meta})
+	if err == nil {
+		// The store stops at the declared size; reading on makes the ZIP reader check the CRC,
+		// and refuse (zip.ErrFormat) an entry that expands past what it declared.
+		if extra, rerr := io.ReadAll(io.LimitReader(rc, 1)); rerr != nil {
+			err = rerr
+		} else if len(extra) > 0 {
+			err = zip.ErrFormat
+		}
+	}
 	rc.Close()
-	if errors.Is(err, zip.ErrChecksum) {
+	switch {
+	case errors.Is(err, zip.ErrFormat):
+		// The entry expanded past its declared size: a ZIP bomb that lied about it.
+		err = fmt.Errorf("%w: invoice %s expands past its declared %d bytes", errUnsafePackage, n, inv.file.UncompressedSize64)
+	case errors.Is(err, zip.ErrChecksum):
 		err = fmt.Errorf("%w: %w", errBadPackage, err)
 	}
 	if err != nil {
@@ -651,4 +674,29 @@ func sleepCtx(ctx context.Context, d time.Duration, sleep func(context.Context, 
 		return sleep(ctx, d)
 	}
 	return ksef.Sleep(ctx, d)
+}
+
+// errPartTooLarge: a result part is larger than what the query's packageSize leaves for it,
+// or than Config.MaxPartSize.
+var errPartTooLarge = errors.New("the part is larger than the query's packageSize or the largest part allows")
+
+// cappedReader fails with errPartTooLarge once more than left bytes come.
+type cappedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return 0, errPartTooLarge
+	}
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		return n, errPartTooLarge
+	}
+	return n, err
 }

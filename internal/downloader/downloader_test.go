@@ -73,6 +73,18 @@ func newHarness(t *testing.T, fake *fakeKSeF, cfg Config) (*harness, *Downloader
 	return h, d
 }
 
+// firstDelivery runs the first delivery of query t1 (the buyer's invoices of day) against a
+// fake KSeF of invs, four to a part, that setup adjusts.
+func firstDelivery(t *testing.T, invs []testInvoice, setup func(*fakeKSeF)) (*harness, *Downloader, *events.QueryRequested, error) {
+	t.Helper()
+	fake := newFake(t, invs, 4)
+	setup(fake)
+	h, d := newHarness(t, fake, Config{})
+	req := request("t1", events.SubjectBuyer, day, day.Add(24*time.Hour), false)
+	_, err := d.Download(t.Context(), req, nil)
+	return h, d, req, err
+}
+
 func request(id, subject string, from, to time.Time, incremental bool) *events.QueryRequested {
 	q := &events.QueryRequested{
 		Meta:        events.Meta{ContextNIP: buyerNIP, CorrelationID: "corr-" + id},
@@ -508,11 +520,8 @@ func TestDownloadKSeFTrouble(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fake := newFake(t, invs, 4)
-			tt.setup(fake)
-			h, d := newHarness(t, fake, Config{})
-			req := request("t1", events.SubjectBuyer, day, day.Add(24*time.Hour), false)
-			_, err := d.Download(t.Context(), req, nil)
+			h, d, req, err := firstDelivery(t, invs, tt.setup)
+			fake := h.fake
 			var se *SnoozeError
 			var re *RequestError
 			switch {

@@ -36,6 +36,10 @@ type fakeKSeF struct {
 	sizeSkew int64
 	// corrupt parts are served encrypted with the wrong key, this many times.
 	corrupt int
+	// build, when set, makes each part's ZIP instead of buildZip (hostile packages).
+	build func(invs []testInvoice) []byte
+	// pad adds this many bytes to each part after its packageSize was counted.
+	pad int
 
 	keys    map[string]*kcrypto.SessionKey
 	queries map[string]*fakeQuery
@@ -107,10 +111,16 @@ func (f *fakeKSeF) StartQuery(_ context.Context, req ksefapi.KsefInvoiceQuerySta
 	}
 	q.status.PartNumbers = []string{}
 	for i := 0; i < len(hit); i += f.perPart {
-		part := encrypt(f.t, buildZip(f.t, hit[i:min(i+f.perPart, len(hit))], zipOptions{}), key)
+		invs := hit[i:min(i+f.perPart, len(hit))]
+		plain := buildZip(f.t, invs, zipOptions{})
+		if f.build != nil {
+			plain = f.build(invs)
+		}
+		part := encrypt(f.t, plain, key)
+		q.status.PackageSize += int64(len(part))
+		part = append(part, make([]byte, f.pad)...)
 		q.parts = append(q.parts, part)
 		q.status.PartNumbers = append(q.status.PartNumbers, fmt.Sprint(len(q.parts)))
-		q.status.PackageSize += int64(len(part))
 	}
 	q.status.PackageSize += f.sizeSkew
 	q.status.NumberOfInvoices = int32(len(hit))

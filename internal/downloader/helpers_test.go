@@ -79,7 +79,17 @@ func buildZip(t testing.TB, invs []testInvoice, o zipOptions) []byte {
 		}
 		w.Write(inv.xml)
 	}
+	var idx any
 	if !o.noIndex {
+		idx = index
+	}
+	return closeZip(t, zw, &buf, idx)
+}
+
+// closeZip adds index as _metadata.json (none when nil), closes zw and returns buf's bytes.
+func closeZip(t testing.TB, zw *zip.Writer, buf *bytes.Buffer, index any) []byte {
+	t.Helper()
+	if index != nil {
 		w, err := zw.Create(MetadataName)
 		if err != nil {
 			t.Fatal(err)

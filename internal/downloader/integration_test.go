@@ -16,6 +16,7 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ratelimit"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
@@ -23,7 +24,6 @@ import (
 	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
-	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef/ksefapi"
 )
@@ -131,7 +131,7 @@ func (e *env) send(token, seller, buyer string, n int, tag string) []sent {
 	}
 	byHash := map[string][]byte{}
 	for i := range n {
-		xml, err := fa3.Generate(ksefapi.KsefInvoiceGenerateRequest{
+		xml, err := fa3wire.Generate(ksefapi.KsefInvoiceGenerateRequest{
 			InvoiceNumber: fmt.Sprintf("FV/%s/%05d", tag, i),
 			IssueDate:     openapi_types.Date{Time: time.Now().UTC().Truncate(24 * time.Hour)},
 			Currency:      "PLN",

@@ -53,7 +53,7 @@ func TestFetchPartRoundTrip(t *testing.T) {
 	if p.size != int64(len(plain)) {
 		t.Errorf("decrypted size %d, want %d", p.size, len(plain))
 	}
-	got, err := readArchive(p.f, p.size)
+	got, err := readArchive(p.f, p.size, archiveLimits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,15 +175,15 @@ func TestReadArchive(t *testing.T) {
 	}{
 		{name: "files named by KSeF number", zip: buildZip(t, invs, zipOptions{}), want: 4},
 		{name: "files matched by fileName", zip: buildZip(t, invs, zipOptions{byFileName: true}), want: 4},
-		{name: "no index", zip: buildZip(t, invs, zipOptions{noIndex: true}), want: 4},
+		{name: "no index", zip: buildZip(t, invs, zipOptions{noIndex: true}), wantErr: "no _metadata.json"},
 		{name: "empty package", zip: buildZip(t, nil, zipOptions{}), want: 0},
 		{name: "index lists a missing file", zip: buildZip(t, invs, zipOptions{dropXML: 1}), wantErr: "has no XML"},
-		{name: "files without index and without KSeF names", zip: buildZip(t, invs, zipOptions{byFileName: true, noIndex: true}), wantErr: "invalid KSeF number"},
+		{name: "files without index and without KSeF names", zip: buildZip(t, invs, zipOptions{byFileName: true, noIndex: true}), wantErr: "no _metadata.json"},
 		{name: "not a zip", zip: []byte("PK\x03\x04 but not really"), wantErr: "not a ZIP"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := readArchive(bytes.NewReader(tt.zip), int64(len(tt.zip)))
+			got, err := readArchive(bytes.NewReader(tt.zip), int64(len(tt.zip)), archiveLimits{maxInvoice: DefaultMaxInvoiceSize})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)

@@ -197,6 +197,9 @@ type Faults struct {
 	// that gives up earlier ends the hang.
 	UploadHangRate float64
 	UploadHangFor  time.Duration
+	// Hostile answers one context's calls of one operation with what the API never sends
+	// (hostile.go): the suite's bad-input corpus drives a hostile KSeF with it.
+	Hostile []Hostile
 }
 
 // Statuses the package and invoice faults may end with.
@@ -221,6 +224,11 @@ func (f *Faults) Check() error {
 	for _, c := range f.CancelCodes {
 		if !slices.Contains(cancelCodes, ksef.StatusCode(c)) {
 			return fmt.Errorf("cancel code %d: want one of %v", c, cancelCodes)
+		}
+	}
+	for _, h := range f.Hostile {
+		if err := h.check(); err != nil {
+			return err
 		}
 	}
 	return nil

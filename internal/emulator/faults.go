@@ -16,13 +16,14 @@ import (
 type faults struct {
 	cfg   Faults
 	mu    sync.Mutex
+	used  []int // answers given per Faults.Hostile entry
 	rng   *mrand.Rand
 	n     int // rotates the kinds of 5xx
 	hangs int // alternates upload hangs before and after storing
 }
 
 func newFaults(cfg Faults, seed uint64) *faults {
-	return &faults{cfg: cfg, rng: mrand.New(mrand.NewPCG(seed^0xfa17, seed))}
+	return &faults{cfg: cfg, rng: mrand.New(mrand.NewPCG(seed^0xfa17, seed)), used: make([]int, len(cfg.Hostile))}
 }
 
 func (f *faults) applies(op ksef.Operation) bool {

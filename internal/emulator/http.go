@@ -130,7 +130,7 @@ func (e *Emulator) baseURL(r *http.Request) string {
 }
 
 // apiMiddleware runs, in order, the injected infrastructure faults, authentication, the
-// request limits and the body size limit of each API operation.
+// request limits, the body size limit of each API operation and the hostile answers.
 func (e *Emulator) apiMiddleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ri := infoFrom(r.Context())
@@ -153,6 +153,12 @@ func (e *Emulator) apiMiddleware(next http.Handler) http.Handler {
 			}
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, e.bodyLimit(op))
+		// Hostile answers are per context: the public key (no token) never gets one.
+		if h := e.faults.hostile(ri.p.nip, op, false); h != "" {
+			e.stats.fault("hostile")
+			e.serveHostile(w, r, h, next)
+			return
+		}
 		if op == ksef.OpInvoiceSend || op == ksef.OpSessionClose {
 			if ok, form := e.faults.ambiguous(); ok && e.faults.applies(op) {
 				// The request takes effect; the answer is lost on the way back.

@@ -162,6 +162,11 @@ func (e *Emulator) buildQuery(q *query) {
 		q.err = err
 		return
 	}
+	if h := e.faults.hostile(q.owner, ksef.OpInvoiceQueryResult, true); h != "" {
+		e.stats.fault("hostile")
+		q.err = e.buildHostilePart(q, dir, h)
+		return
+	}
 	var (
 		pw    *partWriter
 		parts []queryPart

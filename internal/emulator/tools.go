@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
@@ -24,7 +25,7 @@ func (a *api) KsefInvoiceGenerate(_ context.Context, req ksefapi.KsefInvoiceGene
 	if e.validator.SchemaValidated() {
 		opts = append(opts, fa3.WithValidator(e.validator))
 	}
-	xml, err := fa3.Generate(*req.Body, opts...)
+	xml, err := fa3.Generate(fa3wire.Request(*req.Body), opts...)
 	if err != nil {
 		return nil, badRequest(ksef.CodeInvoiceInput, "%s", validationDetails(err))
 	}

@@ -7,6 +7,9 @@
 // Workers get INFO on the stream, the KV buckets and their own consumers, never CREATE, UPDATE
 // or DELETE: they start with KSEF_NATS_PROVISIONED and only look them up (natsx.BindOnly). Each
 // user's replies come on its own inbox prefix, _INBOX_<user> (natsx's default for a user).
+//
+// The ERP systems' user has no consumer rights on the pipeline's stream at all: it reads the
+// mirror natsx.ERPStreamName, which provisioning makes, and manages consumers only there.
 package natsperm
 
 //go:generate go run ./gen ../../deploy/nats/permissions.conf ../../deploy/k8s/base/nats/permissions.conf
@@ -38,7 +41,6 @@ type User struct {
 	Name     string
 	Comment  string
 	Publish  []string
-	Deny     []string // publish subjects refused even when Publish allows them
 	Sub      []string
 	Password string // the variable the server reads it from, "$KSEF_NATS_<USER>_PASSWORD"
 }
@@ -93,27 +95,19 @@ func Users(prefix string) []User {
 			events:    s(events.TypeInvoiceVisualized, "dlq."+events.TypeInvoiceAccepted, "dlq."+events.TypeInvoiceDownloaded, "dlq."+events.TypeVisualizeRequested),
 			consumers: []string{Visualizer}},
 	}
-	var durables []string
-	for _, w := range workers {
-		durables = append(durables, w.consumers...)
-	}
-
-	users := []User{{Name: Admin, Comment: "operations: provisions the stream, KV buckets and consumers (ksefctl nats provision), replays dead letters, audits"}}
-	erp := User{Name: ERP, Comment: "ERP systems: submit invoices, queries and renderings; read outcomes through ephemeral (ordered) consumers",
+	users := []User{{Name: Admin, Comment: "operations: provisions the stream, its ERP mirror, KV buckets and consumers (ksefctl nats provision), replays dead letters, audits"}}
+	// Consumer names are one subject token, so rights on "consumers under its own prefix" cannot
+	// be a subject wildcard. The erp user has none on the pipeline's stream; it reads the mirror
+	// natsx.ERPStreamName (KSEF_NATS_READ_STREAM), where every consumer is an ERP system's.
+	erpStream := natsx.ERPStreamName(prefix)
+	erp := User{Name: ERP, Comment: "ERP systems: submit invoices, queries and renderings; read every event from the mirror " + erpStream + ", on which alone they manage consumers",
 		Publish: append(s(events.TypeInvoiceSubmitted, events.TypeQueryRequested, events.TypeVisualizeRequested),
-			"$JS.API.INFO", "$JS.API.STREAM.INFO."+stream,
-			"$JS.API.CONSUMER.CREATE."+stream+".*", "$JS.API.CONSUMER.CREATE."+stream+".*.>",
-			"$JS.API.CONSUMER.INFO."+stream+".*", "$JS.API.CONSUMER.MSG.NEXT."+stream+".*",
-			"$JS.API.CONSUMER.DELETE."+stream+".*", "$JS.FC."+stream+".>"),
+			"$JS.API.INFO", "$JS.API.STREAM.INFO."+stream, "$JS.API.STREAM.INFO."+erpStream, "$JS.API.STREAM.MSG.GET."+erpStream,
+			"$JS.API.CONSUMER.CREATE."+erpStream+".>", "$JS.API.CONSUMER.DURABLE.CREATE."+erpStream+".*",
+			"$JS.API.CONSUMER.INFO."+erpStream+".*", "$JS.API.CONSUMER.DELETE."+erpStream+".*",
+			"$JS.API.CONSUMER.MSG.NEXT."+erpStream+".*", "$JS.API.CONSUMER.NAMES."+erpStream, "$JS.API.CONSUMER.LIST."+erpStream,
+			"$JS.ACK."+erpStream+".>", "$JS.FC."+erpStream+".>"),
 		Sub: []string{Inbox(ERP) + ".>"}}
-	// Consumer names are one token, so "its own prefix" cannot be a subject wildcard: the
-	// workers' durable consumers are refused to it by name instead.
-	for _, d := range durables {
-		for _, verb := range []string{"CREATE", "INFO", "DELETE", "MSG.NEXT"} {
-			erp.Deny = append(erp.Deny, "$JS.API.CONSUMER."+verb+"."+stream+"."+d)
-		}
-		erp.Deny = append(erp.Deny, "$JS.API.CONSUMER.CREATE."+stream+"."+d+".>")
-	}
 	users = append(users, erp)
 	for _, w := range workers {
 		u := User{Name: w.name, Comment: w.comment, Sub: []string{Inbox(w.name) + ".>"}}
@@ -127,7 +121,9 @@ func Users(prefix string) []User {
 				"$KV."+failures+"."+c+".>", "$JS.API.DIRECT.GET.KV_"+failures+".$KV."+failures+"."+c+".>")
 		}
 		for _, b := range w.kv {
-			u.Publish = append(u.Publish, "$KV."+b+".>", "$JS.API.DIRECT.GET.KV_"+b+".>")
+			// Direct gets, and gets through the leader for the buckets read that way
+			// (natsx.KVLeaderReads); both only read.
+			u.Publish = append(u.Publish, "$KV."+b+".>", "$JS.API.DIRECT.GET.KV_"+b+".>", "$JS.API.STREAM.MSG.GET.KV_"+b)
 		}
 		u.Publish = append(u.Publish, w.extra...)
 		users = append(users, u)
@@ -163,9 +159,6 @@ accounts {
 		}
 		fmt.Fprintf(&b, "      {\n        user: %s, password: %s\n        permissions: {\n", u.Name, u.Password)
 		fmt.Fprintf(&b, "          publish: {\n            allow: %s\n", list(u.Publish, 14))
-		if len(u.Deny) > 0 {
-			fmt.Fprintf(&b, "            deny: %s\n", list(u.Deny, 14))
-		}
 		fmt.Fprintf(&b, "          }\n          subscribe: { allow: %s }\n        }\n      }\n\n", list(u.Sub, 0))
 	}
 	b.WriteString("    ]\n  }\n}\n")

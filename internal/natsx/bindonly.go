@@ -44,6 +44,12 @@ func (b bindOnly) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyV
 	return kv, nil
 }
 
+// UpdateStream is refused: a stream provisioned otherwise than a worker needs (a bucket still
+// answering direct gets, see KVLeaderReads) is for the provisioning step to change.
+func (b bindOnly) UpdateStream(_ context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	return nil, fmt.Errorf("natsx: stream %s is not provisioned as this version needs (run ksefctl nats provision)", cfg.Name)
+}
+
 func (b bindOnly) CreateOrUpdateConsumer(ctx context.Context, stream string, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
 	name := cfg.Durable
 	if name == "" {

@@ -44,6 +44,11 @@ type Config struct {
 	// deploy/nats/permissions.conf). Empty: "_INBOX_<User>" with a User, else "_INBOX".
 	InboxPrefix string
 
+	// ReadStream is the stream Follow (ksefctl's status, events, watch) reads: empty is the
+	// pipeline's stream. The ERP systems' user may create consumers only on the ERP mirror
+	// (ERPStreamName), so an ERP reader sets that.
+	ReadStream string
+
 	// Provisioned: the stream, KV buckets and durable consumers exist already (ksefctl nats
 	// provision), so the pipeline only looks them up, needing INFO and no CREATE or UPDATE
 	// permission on them (see BindOnly).
@@ -81,6 +86,7 @@ const (
 	EnvTLSInsecure     = "KSEF_NATS_TLS_INSECURE"
 	EnvName            = "KSEF_NATS_NAME"
 	EnvInboxPrefix     = "KSEF_NATS_INBOX_PREFIX"
+	EnvReadStream      = "KSEF_NATS_READ_STREAM"
 	EnvProvisioned     = "KSEF_NATS_PROVISIONED"
 	EnvSubjectPrefix   = "KSEF_SUBJECT_PREFIX"
 	EnvStreamMaxAge    = "KSEF_NATS_STREAM_MAX_AGE"
@@ -105,6 +111,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		TLSKey:        getenv(EnvTLSKey),
 		Name:          getenv(EnvName),
 		InboxPrefix:   getenv(EnvInboxPrefix),
+		ReadStream:    getenv(EnvReadStream),
 		SubjectPrefix: getenv(EnvSubjectPrefix),
 	}
 	var errs []error
@@ -202,6 +209,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("natsx: replicas %d not in 1..5", c.Replicas)
 	}
 	return c.Subjects().Validate()
+}
+
+// ReadStreamName is the stream readers read: ReadStream, else the pipeline's stream.
+func (c Config) ReadStreamName() string {
+	if c.ReadStream != "" {
+		return c.ReadStream
+	}
+	return StreamName(c.SubjectPrefix)
 }
 
 // Subjects returns the subject builder for c's prefix.

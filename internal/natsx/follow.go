@@ -34,10 +34,11 @@ type FollowOptions struct {
 }
 
 // Follow reads the pipeline's events in stream order with an ordered (ephemeral) consumer, so
-// audit readers never disturb the workers' durable consumers. fn's error stops the reading.
+// audit readers never disturb the workers' durable consumers. It reads cfg.ReadStreamName(): the
+// pipeline's stream, or the ERP systems' mirror of it. fn's error stops the reading.
 func Follow(ctx context.Context, js jetstream.JetStream, cfg Config, o FollowOptions, fn func(Delivered) error) error {
 	cfg = cfg.WithDefaults()
-	stream, err := js.Stream(ctx, StreamName(cfg.SubjectPrefix))
+	stream, err := js.Stream(ctx, cfg.ReadStreamName())
 	if err != nil {
 		return fmt.Errorf("natsx: stream: %w", err)
 	}

@@ -10,22 +10,31 @@ import (
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/testenv"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
-func TestFollow(t *testing.T) {
+// pipelineStream starts NATS with the pipeline's stream and returns a context bounded for the
+// test, the configuration, a JetStream client and a publisher.
+func pipelineStream(t *testing.T) (context.Context, natsx.Config, jetstream.JetStream, *natsx.Publisher) {
+	t.Helper()
 	_, url := testenv.NATS(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	t.Cleanup(cancel)
 	cfg := natsx.Config{URL: url}.WithDefaults()
 	nc, js, err := natsx.Connect(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
+	t.Cleanup(nc.Close)
 	if _, err := natsx.EnsureStreams(ctx, js, cfg); err != nil {
 		t.Fatal(err)
 	}
-	pub := natsx.NewPublisher(js, cfg)
+	return ctx, cfg, js, natsx.NewPublisher(js, cfg)
+}
+
+func TestFollow(t *testing.T) {
+	ctx, cfg, js, pub := pipelineStream(t)
+	var err error
 	for i := range 5 {
 		ev := &events.InvoiceSubmitted{InlineXML: []byte(fmt.Sprintf("<x%d/>", i))}
 		ev.InvoiceID, ev.ContextNIP = fmt.Sprintf("FV/%d", i), "5261040828"
@@ -112,5 +121,57 @@ func TestFollowFilteredEndsWhenTheLastMessageIsElsewhere(t *testing.T) {
 		func(natsx.Delivered) error { n++; return nil })
 	if err != nil || n != 1 {
 		t.Fatalf("read %d, err %v (a context deadline means it hung)", n, err)
+	}
+}
+
+// TestFollowERPMirror: the ERP systems' stream mirrors the pipeline's, sequence numbers and
+// subjects included, and Follow reads it when ReadStream names it; ensuring it again changes
+// nothing, and names never collide with another prefix's stream.
+func TestFollowERPMirror(t *testing.T) {
+	ctx, cfg, js, pub := pipelineStream(t)
+	for i := range 3 {
+		ev := &events.SessionClosed{SessionID: fmt.Sprintf("s-%d", i), Mode: events.ModeOnline, InvoiceCount: 1}
+		ev.ContextNIP = "5261040828"
+		if err := pub.Publish(ctx, ev, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 { // idempotent
+		if _, err := natsx.EnsureERPStream(ctx, js, cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mirror, err := js.Stream(ctx, natsx.ERPStreamName(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		info, err := mirror.Info(ctx)
+		if err == nil && info.State.Msgs == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the mirror holds %v messages (%v), want 3", info, err)
+		}
+	}
+	read := cfg
+	read.ReadStream = natsx.ERPStreamName(cfg.SubjectPrefix)
+	var got []natsx.Delivered
+	if err := natsx.Follow(ctx, js, read, natsx.FollowOptions{}, func(d natsx.Delivered) error { got = append(got, d); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].Seq != 1 || got[2].Subject != cfg.Subjects().SessionClosed() || got[2].Event == nil {
+		t.Fatalf("read from the mirror: %+v", got)
+	}
+	for _, prefix := range []string{"", "erp", "acme", "acme.erp", "acme_erp"} {
+		for _, other := range []string{"", "erp", "acme", "acme.erp", "acme_erp"} {
+			if natsx.ERPStreamName(prefix) == natsx.StreamName(other) {
+				t.Errorf("ERPStreamName(%q) is StreamName(%q)", prefix, other)
+			}
+		}
+	}
+	c, err := natsx.ConfigFromEnv(func(k string) string { return map[string]string{natsx.EnvReadStream: "KSEF-ERP"}[k] })
+	if err != nil || c.ReadStreamName() != "KSEF-ERP" || (natsx.Config{SubjectPrefix: "acme"}).ReadStreamName() != "KSEF_ACME" {
+		t.Fatalf("ReadStreamName: %q, %v", c.ReadStreamName(), err)
 	}
 }

@@ -2,6 +2,7 @@ package natsx
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -36,11 +37,39 @@ func StreamConfig(cfg Config) jetstream.StreamConfig {
 // Transient failures (a cluster without a meta leader yet, peers still joining, another worker
 // creating the same stream) are retried with back-off until ctx ends (see [Retry]).
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Stream, error) {
+	return ensureStream(ctx, js, cfg, StreamConfig)
+}
+
+// ERPStreamName is the name of the ERP systems' stream for subject prefix prefix: "KSEF-ERP" (a
+// dash, which StreamName never writes, so that no prefix's stream can have the name).
+func ERPStreamName(prefix string) string { return StreamName(prefix) + "-ERP" }
+
+// ERPStreamConfig returns the configuration EnsureERPStream applies: a mirror of the pipeline's
+// stream (same events, sequence numbers and age limit) on which the ERP systems' NATS user may
+// create and delete consumers. Consumer names are one subject token, so a user's consumer rights
+// cannot be confined to a name prefix; confined to a stream of its own, they are, and the workers'
+// durable consumers on the pipeline's stream are out of its reach by construction.
+func ERPStreamConfig(cfg Config) jetstream.StreamConfig {
+	sc := StreamConfig(cfg)
+	sc.Mirror = &jetstream.StreamSource{Name: sc.Name}
+	sc.Name, sc.Description = ERPStreamName(cfg.SubjectPrefix), "ksef-pipeline events, mirrored for the ERP systems' readers"
+	// A mirror takes no subjects of its own and no publishes to deduplicate.
+	sc.Subjects, sc.Duplicates = nil, 0
+	return sc
+}
+
+// EnsureERPStream creates the ERP systems' mirror (ERPStreamConfig) or updates it to cfg,
+// retrying transient failures as EnsureStreams does. The pipeline's stream must exist.
+func EnsureERPStream(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.Stream, error) {
+	return ensureStream(ctx, js, cfg, ERPStreamConfig)
+}
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, cfg Config, config func(Config) jetstream.StreamConfig) (jetstream.Stream, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	sc := StreamConfig(cfg)
+	sc := config(cfg)
 	var s jetstream.Stream
 	err := Retry(ctx, "stream "+sc.Name, func(ctx context.Context) error {
 		var err error
@@ -54,37 +83,99 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) (jet
 }
 
 // KVOption changes a bucket's configuration (see EnsureKV).
-type KVOption func(*jetstream.KeyValueConfig)
+type KVOption func(*kvOptions)
+
+type kvOptions struct {
+	cfg         jetstream.KeyValueConfig
+	leaderReads bool
+}
 
 // KVReplicas gives the bucket n replicas (0: 1). The pipeline's buckets take the stream's
 // replicas (Config.Replicas), so that they survive what the stream survives.
 func KVReplicas(n int) KVOption {
-	return func(c *jetstream.KeyValueConfig) { c.Replicas = max(n, 1) }
+	return func(o *kvOptions) { o.cfg.Replicas = max(n, 1) }
 }
+
+// KVLeaderReads makes every read of the bucket go to its stream's leader (the bucket's stream
+// without allow_direct). A KV bucket made by nats.go lets any replica answer a get ("direct
+// get"), and a follower answers with what it has applied so far: with several replicas a get
+// right after a write, by the writer or anyone else, may return the value before it. A
+// compare-and-set then fails and is looked at again, but a decision taken on a read alone (this
+// queue item is stale: ack it) is taken on the past. The pipeline's state, session ledger and
+// download marks are read this way; a read costs a round trip through the leader.
+func KVLeaderReads() KVOption { return func(o *kvOptions) { o.leaderReads = true } }
 
 // EnsureKV creates or updates a key-value bucket (file storage, one revision per key, one
 // replica unless KVReplicas says more) whose entries expire after ttl (0: never). The pipeline
 // uses such buckets for per-invoice state, worker failure counts and shared rate limits.
 // Transient failures are retried with back-off until ctx ends, as in EnsureStreams.
+//
+// A bucket that exists with the same TTL, history and replicas is bound as it is, never
+// updated: an update by nats.go turns direct gets back on (see KVLeaderReads), and a worker
+// binding the bucket at that moment would read from followers from then on.
 func EnsureKV(ctx context.Context, js jetstream.JetStream, name string, ttl time.Duration, opts ...KVOption) (jetstream.KeyValue, error) {
-	kc := jetstream.KeyValueConfig{
+	o := kvOptions{cfg: jetstream.KeyValueConfig{
 		Bucket:   name,
 		TTL:      ttl,
 		History:  1,
 		Storage:  jetstream.FileStorage,
 		Replicas: 1,
+	}}
+	for _, opt := range opts {
+		opt(&o)
 	}
-	for _, o := range opts {
-		o(&kc)
-	}
+	kc := o.cfg
 	var kv jetstream.KeyValue
 	err := Retry(ctx, "kv "+name, func(ctx context.Context) error {
 		var err error
-		kv, err = js.CreateOrUpdateKeyValue(ctx, kc)
-		return err
+		kv, err = js.KeyValue(ctx, name)
+		switch {
+		case errors.Is(err, jetstream.ErrBucketNotFound):
+			kv, err = js.CreateOrUpdateKeyValue(ctx, kc)
+		case err == nil:
+			var st jetstream.KeyValueStatus
+			if st, err = kv.Status(ctx); err == nil && !sameKV(st, kc) {
+				kv, err = js.CreateOrUpdateKeyValue(ctx, kc)
+			}
+		}
+		if err != nil || !o.leaderReads {
+			return err
+		}
+		return leaderReads(ctx, js, &kv)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("natsx: kv %s: %w", name, err)
 	}
 	return kv, nil
+}
+
+// sameKV reports whether the bucket has what kc asks for of what EnsureKV sets.
+func sameKV(st jetstream.KeyValueStatus, kc jetstream.KeyValueConfig) bool {
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return false
+	}
+	c := bs.StreamInfo().Config
+	return c.MaxAge == kc.TTL && c.MaxMsgsPerSubject == int64(kc.History) && c.Replicas == kc.Replicas
+}
+
+// leaderReads turns direct gets off on the bucket's stream and binds the bucket again, so that
+// its handle reads through the leader.
+func leaderReads(ctx context.Context, js jetstream.JetStream, kv *jetstream.KeyValue) error {
+	st, err := (*kv).Status(ctx)
+	if err != nil {
+		return err
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return fmt.Errorf("natsx: kv %s: unexpected status %T", (*kv).Bucket(), st)
+	}
+	if cfg := bs.StreamInfo().Config; cfg.AllowDirect {
+		cfg.AllowDirect = false
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			return err
+		}
+	}
+	*kv, err = js.KeyValue(ctx, (*kv).Bucket())
+	return err
 }

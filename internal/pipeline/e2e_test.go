@@ -22,6 +22,7 @@ import (
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/invoicestate"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
@@ -350,7 +351,7 @@ func TestE2EDuplicateInvoice(t *testing.T) {
 	changed := first.req
 	changed.Lines = slices.Clone(changed.Lines)
 	changed.Lines[0].UnitNetPrice = "199.00"
-	other, err := fa3.Generate(changed)
+	other, err := fa3.Generate(fa3wire.Request(changed))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/embedded"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
@@ -359,7 +360,7 @@ func (p *pipe) newSubmission(id, seller string, n int, via string, issued time.T
 		s.ev.Generate = data
 		return s
 	}
-	xml, err := fa3.Generate(req)
+	xml, err := fa3.Generate(fa3wire.Request(req))
 	if err != nil {
 		p.t.Fatalf("generating invoice %s: %v", id, err)
 	}

@@ -8,20 +8,29 @@ import (
 	"github.com/ksef-pipeline/ksef-pipeline/internal/names"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
-// kvTTL is how long an entry of each KV bucket is kept: an invoice's state for 90 days; limiter
-// windows reach back an hour, so a key idle for two is worthless; marks forever.
-func kvTTL(b names.Bucket) time.Duration {
+// ensureKV creates or updates the pipeline's KV bucket b as every process expects it: replicated
+// like the stream (losing the node holding a bucket of one replica would stop every worker,
+// whatever the stream survives); an invoice's state kept 90 days, limiter windows two hours
+// (they reach back one), open sessions a day, marks forever; and the buckets whose reads decide
+// (state, sessions, marks) read from their leader, since a follower may not have the last write.
+func ensureKV(ctx context.Context, js jetstream.JetStream, cfg natsx.Config, b names.Bucket) (jetstream.KeyValue, error) {
+	opts := []natsx.KVOption{natsx.KVReplicas(cfg.WithDefaults().Replicas)}
+	if b != names.Limits {
+		opts = append(opts, natsx.KVLeaderReads())
+	}
+	var ttl time.Duration
 	switch b {
 	case names.State:
-		return 90 * 24 * time.Hour
+		ttl = 90 * 24 * time.Hour
 	case names.Limits:
-		return 2 * time.Hour
+		ttl = 2 * time.Hour
 	case names.Sessions:
-		return 24 * time.Hour
+		ttl = 24 * time.Hour
 	}
-	return 0
+	return natsx.EnsureKV(ctx, js, names.KV(cfg.SubjectPrefix, b), ttl, opts...)
 }
 
 // consumerConfigs are the durable consumers Run creates, as the workers describe them (the
@@ -39,7 +48,8 @@ func (r *Runtime) consumerConfigs() []worker.Config {
 
 // Provision creates or updates, as a user allowed to, everything the workers only look up when
 // started with KSEF_NATS_PROVISIONED (natsx.BindOnly): the stream, the KV buckets, and each
-// worker's durable consumer with its failure-count bucket. It is idempotent: run it before the
+// worker's durable consumer with its failure-count bucket; and the ERP systems' mirror of the
+// stream (natsx.EnsureERPStream). It is idempotent: run it before the
 // workers and again after changing a setting that shapes them (prefix, AckWait, batch).
 func Provision(ctx context.Context, s Settings) ([]string, error) {
 	cfg := s.NATS
@@ -55,14 +65,17 @@ func Provision(ctx context.Context, s Settings) ([]string, error) {
 		return nil, err
 	}
 	made = append(made, "stream "+st.CachedInfo().Config.Name)
-	// Every bucket is replicated like the stream (see OpenWithTelemetry).
-	replicas := natsx.KVReplicas(cfg.WithDefaults().Replicas)
+	// The ERP systems read a mirror, where their user may manage consumers (natsperm).
+	erp, err := natsx.EnsureERPStream(ctx, js, cfg)
+	if err != nil {
+		return made, err
+	}
+	made = append(made, "stream "+erp.CachedInfo().Config.Name)
 	for _, b := range names.Buckets() {
-		name := names.KV(cfg.SubjectPrefix, b)
-		if _, err := natsx.EnsureKV(ctx, js, name, kvTTL(b), replicas); err != nil {
+		if _, err := ensureKV(ctx, js, cfg, b); err != nil {
 			return made, err
 		}
-		made = append(made, "kv "+name)
+		made = append(made, "kv "+names.KV(cfg.SubjectPrefix, b))
 	}
 	r := &Runtime{Settings: s}
 	for _, wc := range r.consumerConfigs() {

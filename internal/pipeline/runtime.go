@@ -96,15 +96,12 @@ func OpenWithTelemetry(ctx context.Context, s Settings, log zerolog.Logger, tel 
 	if err != nil {
 		return fail(err)
 	}
-	// Every bucket is replicated like the stream: losing the node holding a bucket of one replica
-	// would stop every worker, whatever the stream survives.
-	replicas := natsx.KVReplicas(s.NATS.WithDefaults().Replicas)
 	kv := map[names.Bucket]*natsx.CAS{}
 	for _, b := range names.Buckets() {
 		if !need.buckets[b] {
 			continue
 		}
-		bucket, err := natsx.EnsureKV(ctx, r.JS, names.KV(s.NATS.SubjectPrefix, b), kvTTL(b), replicas)
+		bucket, err := ensureKV(ctx, r.JS, s.NATS, b)
 		if err != nil {
 			return fail(err)
 		}

@@ -16,6 +16,8 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
@@ -23,6 +25,7 @@ import (
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 )
 
 // badCase is one entry of testdata/bad-input/cases.json.
@@ -48,16 +51,30 @@ type badCase struct {
 		Owner  string `json:"owner"`
 		Bucket string `json:"bucket"`
 	} `json:"invoice"`
+	// KSeF, when set, makes the emulator answer the case's context hostilely (emulator.Hostile);
+	// the context gets a token of its own.
+	KSeF *struct {
+		Context string `json:"context"`
+		Op      string `json:"op"`
+		Answer  string `json:"answer"`
+		Times   int    `json:"times"`
+	} `json:"ksef"`
 	Expect struct {
-		Outcome string `json:"outcome"` // rejected or dead_letter
+		// rejected, dead_letter, or, for a hostile KSeF's passing faults, accepted (an
+		// invoice.accepted) or completed (a query.completed)
+		Outcome string `json:"outcome"`
 		Stage   string `json:"stage"`
 		Kind    string `json:"kind"`
 		Code    *int   `json:"code"`
 		Reason  string `json:"reason"`
+		// Deliveries is the delivery that dead-letters (default 1: bad input is known bad at
+		// the first); a hostile KSeF that never answers properly spends the failure budget.
+		Deliveries int `json:"deliveries"`
 	} `json:"expect"`
 
 	seq       uint64 // stream sequence of the published message
 	invoiceID string
+	queryID   string
 }
 
 func badInputDir(t testing.TB) string {
@@ -92,13 +109,28 @@ func loadCases(t testing.TB) []*badCase {
 
 // TestBadInput publishes the corpus of bad input (testdata/bad-input/cases.json: malformed events
 // on every consumed subject, hostile XML in every encoding, references outside the event's
-// context), then a valid invoice: each bad message ends
-// as the rejection or dead letter its manifest entry names, with a clear reason, logged once;
-// nothing of it reaches KSeF; and the valid invoice after it is accepted.
+// context, a hostile KSeF: HTML pages, truncated JSON, huge answers and unsafe result
+// packages), then a valid invoice: each bad message ends as the rejection or dead letter its
+// manifest entry names, with a clear reason, logged once, or, after a hostile answer that may
+// pass, accepted or completed after retries; nothing of it reaches KSeF but those; and the
+// valid invoice after it is accepted.
 func TestBadInput(t *testing.T) {
 	cases := loadCases(t)
 	// Batch mode on, so that the sender's batch consumer is there to refuse bad queue items.
-	c := newCluster(t, clusterOptions{extraTokens: map[string]string{}, env: map[string]string{"KSEF_BATCH": "true"}})
+	// A failure budget of 3 for the hostile KSeF that never answers properly.
+	o := clusterOptions{extraTokens: map[string]string{}, env: map[string]string{"KSEF_BATCH": "true", "KSEF_MAX_FAILURES": "3"}}
+	passing := 0 // cases whose invoice KSeF accepts in the end
+	for _, bc := range cases {
+		if k := bc.KSeF; k != nil {
+			o.extraTokens[k.Context] = "bad-input-token-" + k.Context
+			o.emulator.Faults.Hostile = append(o.emulator.Faults.Hostile,
+				emulator.Hostile{Context: k.Context, Op: ksef.Operation(k.Op), Answer: k.Answer, Times: k.Times})
+		}
+		if bc.Expect.Outcome == "accepted" {
+			passing++
+		}
+	}
+	c := newCluster(t, o)
 	c.start(pipeline.Sender, pipeline.Poller, pipeline.Downloader, pipeline.Visualizer)
 	for _, bc := range cases {
 		c.publishBad(t, bc)
@@ -108,10 +140,14 @@ func TestBadInput(t *testing.T) {
 
 	bySeq := map[uint64]*badCase{}
 	byInvoice := map[string]*badCase{}
+	byQuery := map[string]*badCase{}
 	for _, bc := range cases {
 		bySeq[bc.seq] = bc
 		if bc.invoiceID != "" {
 			byInvoice[bc.invoiceID] = bc
+		}
+		if bc.queryID != "" {
+			byQuery[bc.queryID] = bc
 		}
 	}
 	outcomes := func(evs []natsx.Delivered) map[*badCase][]events.Event {
@@ -128,6 +164,10 @@ func TestBadInput(t *testing.T) {
 				}
 			case *events.InvoiceAccepted:
 				if bc := byInvoice[ev.InvoiceID]; bc != nil {
+					out[bc] = append(out[bc], ev)
+				}
+			case *events.QueryCompleted:
+				if bc := byQuery[ev.QueryID]; bc != nil {
 					out[bc] = append(out[bc], ev)
 				}
 			}
@@ -158,6 +198,7 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("%d distinct outcome events, want 1", len(ids))
 			}
 			var reason string
+			wantDeliveries := max(bc.Expect.Deliveries, 1)
 			switch ev := outs[0].(type) {
 			case *events.DeadLettered:
 				reason = ev.Reason
@@ -167,8 +208,8 @@ func TestBadInput(t *testing.T) {
 				if ev.Stage != bc.Expect.Stage || string(ev.ErrorKind) != bc.Expect.Kind {
 					t.Errorf("dead letter from %s of kind %s, want from %s of kind %s (%s)", ev.Stage, ev.ErrorKind, bc.Expect.Stage, bc.Expect.Kind, ev.Reason)
 				}
-				if ev.Deliveries != 1 {
-					t.Errorf("dead-lettered after %d deliveries; bad input is known bad at the first", ev.Deliveries)
+				if ev.Deliveries != wantDeliveries {
+					t.Errorf("dead-lettered after %d deliveries, want %d", ev.Deliveries, wantDeliveries)
 				}
 				if ev.OriginalSubject != bc.Subject || len(ev.OriginalData) == 0 {
 					t.Errorf("dead letter of %s with %d bytes, want the original %s message", ev.OriginalSubject, len(ev.OriginalData), bc.Subject)
@@ -181,14 +222,34 @@ func TestBadInput(t *testing.T) {
 				if ev.Stage != bc.Expect.Stage || (bc.Expect.Code != nil && ev.Code != *bc.Expect.Code) {
 					t.Errorf("rejected with code %d at stage %s, want %v at %s (%s)", ev.Code, ev.Stage, deref(bc.Expect.Code), bc.Expect.Stage, reason)
 				}
+			case *events.InvoiceAccepted, *events.QueryCompleted:
+				// A hostile answer that may pass: retried (in the client or by redelivery)
+				// until KSeF answered properly. The failure it caused, if any reached the
+				// worker, is logged with the answer's defect.
+				if want := map[string]string{"accepted": events.TypeInvoiceAccepted, "completed": events.TypeQueryCompleted}[bc.Expect.Outcome]; ev.EventType() != want {
+					t.Fatalf("%s, want %s", ev.EventType(), bc.Expect.Outcome)
+				}
+				// Its own lines, and the next stage's (the poller's, under invoice.sent).
+				lines := strings.Join(linesOf(logs, bc.seq), "\n")
+				for _, line := range strings.Split(logs, "\n") {
+					if (bc.invoiceID != "" && strings.Contains(line, bc.invoiceID)) || (bc.queryID != "" && strings.Contains(line, bc.queryID)) {
+						lines += "\n" + line
+					}
+				}
+				if bc.Expect.Reason != "" && !strings.Contains(lines, bc.Expect.Reason) {
+					t.Errorf("no log line mentions %q:\n%s", bc.Expect.Reason, lines)
+				}
+				t.Logf("%s after a hostile %s to %s", bc.Expect.Outcome, bc.KSeF.Answer, bc.KSeF.Op)
+				return
 			default:
 				t.Fatalf("%s, want %s", ev.EventType(), bc.Expect.Outcome)
 			}
 			if strings.TrimSpace(reason) == "" || !strings.Contains(reason, bc.Expect.Reason) {
 				t.Errorf("reason %q, want one mentioning %q", reason, bc.Expect.Reason)
 			}
-			if n := loggedLines(logs, bc.seq); n != 1 {
-				t.Errorf("logged %d times above debug, want once:\n%s", n, strings.Join(linesOf(logs, bc.seq), "\n"))
+			// Once per failure: each retried one, and the dead letter or rejection.
+			if n := loggedLines(logs, bc.seq); n != wantDeliveries {
+				t.Errorf("logged %d times above debug, want %d:\n%s", n, wantDeliveries, strings.Join(linesOf(logs, bc.seq), "\n"))
 			}
 			t.Logf("%s: %s", bc.Expect.Outcome, reason)
 		})
@@ -199,12 +260,29 @@ func TestBadInput(t *testing.T) {
 	if !settled(good)(evs) {
 		t.Fatal("the valid invoice published after the corpus has no outcome")
 	}
-	o := c.judge(good, evs)
-	if o.accepted != 1 {
-		t.Errorf("the valid invoice after the corpus: %+v", o)
+	judged := c.judge(good, evs)
+	if judged.accepted != 1 {
+		t.Errorf("the valid invoice after the corpus: %+v", judged)
 	}
-	if st := c.em.Stats(); len(st.Sends) != 1 {
-		t.Errorf("KSeF processed %d distinct invoices, want only the valid one: %v", len(st.Sends), st.Sends)
+	st := c.em.Stats()
+	if len(st.Sends) != 1+passing {
+		t.Errorf("KSeF processed %d distinct invoices, want only the valid one and the %d of passing hostile answers: %v", len(st.Sends), passing, st.Sends)
+	}
+	for key, n := range st.Sends {
+		if n != 1 {
+			t.Errorf("invoice %s reached KSeF %d times (a send answered badly must be reconciled, not repeated)", key, n)
+		}
+	}
+	// Every hostile answer was given as many times as asked (at least once when always).
+	served := c.em.HostileServed()
+	i := 0
+	for _, bc := range cases {
+		if k := bc.KSeF; k != nil {
+			if n := served[i]; n < max(k.Times, 1) || (k.Times > 0 && n != k.Times) {
+				t.Errorf("%s: the emulator gave its hostile answer %d times, want %d", bc.Name, n, max(k.Times, 1))
+			}
+			i++
+		}
 	}
 	if ex := c.exited(); len(ex) > 0 {
 		t.Errorf("workers %v exited on bad input", ex)
@@ -269,6 +347,9 @@ func (c *cluster) publishBad(t *testing.T, bc *badCase) {
 		if id, ok := m["invoice_id"].(string); ok {
 			bc.invoiceID = id
 		}
+		if id, ok := m["query_id"].(string); ok {
+			bc.queryID = id
+		}
 	case bc.Invoice != nil:
 		data = c.badInvoice(t, bc)
 	default:
@@ -299,7 +380,7 @@ func (c *cluster) badInvoice(t *testing.T, bc *badCase) []byte {
 			req.Lines[0].Name = strings.Repeat("W", in.LongName)
 		}
 		var err error
-		if xml, err = fa3.Generate(req); err != nil {
+		if xml, err = fa3.Generate(fa3wire.Request(req)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -386,7 +467,7 @@ func (c *cluster) putBadObject(t *testing.T, name, what string) string {
 	switch what {
 	case "accepted":
 		var err error
-		if data, err = fa3.Generate(demo.Request(demo.Sellers[0], 907, time.Now())); err != nil {
+		if data, err = fa3.Generate(fa3wire.Request(demo.Request(demo.Sellers[0], 907, time.Now()))); err != nil {
 			t.Fatal(err)
 		}
 	default:

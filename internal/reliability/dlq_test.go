@@ -9,6 +9,7 @@ import (
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ctl"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
@@ -35,7 +36,7 @@ func TestDeadLetterReplay(t *testing.T) {
 	batch := makeBatch(t, "LATE", 1)
 	inv := batch[0]
 	req := demo.Request(seller, 1, time.Now())
-	xml, err := fa3.Generate(req)
+	xml, err := fa3.Generate(fa3wire.Request(req))
 	if err != nil {
 		t.Fatal(err)
 	}

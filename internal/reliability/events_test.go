@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/invariant"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
@@ -43,7 +44,7 @@ func followEvents(t *testing.T, js jetstream.JetStream, cfg natsx.Config) *event
 
 func (l *eventLog) read(ctx context.Context, js jetstream.JetStream, cfg natsx.Config) {
 	codec := cfg.Codec()
-	name := natsx.StreamName(cfg.SubjectPrefix)
+	name := cfg.ReadStreamName() // the ERP user reads the mirror
 	next := uint64(1)
 	for ctx.Err() == nil {
 		err := func() error {
@@ -162,7 +163,7 @@ func makeBatch(t testing.TB, prefix string, n int) []*invoice {
 	out := make([]*invoice, 0, n)
 	for i := 1; i <= n; i++ {
 		seller := demo.Sellers[i%len(demo.Sellers)]
-		xml, err := fa3.Generate(demo.Request(seller, i, issued))
+		xml, err := fa3.Generate(fa3wire.Request(demo.Request(seller, i, issued)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -22,7 +22,7 @@ import (
 // that loses the node for good passed once in five runs on the batch path (also after merging
 // main at 93d881d); the others left 1 to 42 invoices in batch_queued with their queue messages gone from the sender-batch consumer (see
 // docs/reliability.md), while the online rows pass.
-const haBatch = false
+const haBatch = true
 
 // haNodes is the size of the rows' JetStream cluster; the stream and every bucket have that many
 // replicas.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsperm"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
@@ -94,7 +95,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	for i, inv := range batch {
 		req := demo.Request(inv.seller, i+1, time.Now())
 		req.Lines[0].Name = fmt.Sprintf("%s nr %d", marker, i)
-		xml, err := fa3.Generate(req)
+		xml, err := fa3.Generate(fa3wire.Request(req))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +105,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 	bad := fa3Invalid(t, marker)
 	rejected := &events.InvoiceSubmitted{InlineXML: bad}
 	rejected.InvoiceID, rejected.ContextNIP = "SEC-INVALID", demo.Sellers[0]
-	unknownXML, err := fa3.Generate(demo.Request("1234563218", 5, time.Now()))
+	unknownXML, err := fa3.Generate(fa3wire.Request(demo.Request("1234563218", 5, time.Now())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +195,7 @@ func TestSecretsNeverLogged(t *testing.T) {
 func fa3Invalid(t *testing.T, marker string) []byte {
 	req := demo.Request(demo.Sellers[0], 999, time.Now())
 	req.Seller.Name = strings.Repeat(marker+" ", 40)
-	xml, err := fa3.Generate(req)
+	xml, err := fa3.Generate(fa3wire.Request(req))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,8 +250,8 @@ func TestNATSPermissions(t *testing.T) {
 	}
 	c.start(pipeline.Workers()...)
 
-	// The ERP, as its own user, submits and reads.
-	erpCfg := natsx.Config{URL: c.natsURL(), User: natsperm.ERP, Password: pass[natsperm.ERP]}
+	// The ERP, as its own user, submits, and reads the mirror made for it.
+	erpCfg := natsx.Config{URL: c.natsURL(), User: natsperm.ERP, Password: pass[natsperm.ERP], ReadStream: natsx.ERPStreamName("")}
 	_, erpJS, err := natsx.Connect(t.Context(), erpCfg)
 	if err != nil {
 		t.Fatal(err)
@@ -332,6 +333,9 @@ func TestNATSPermissions(t *testing.T) {
 		}
 	}
 	attempts = append(attempts,
+		// No consumer of its own on the workers' stream either: it has the mirror.
+		attempt{natsperm.ERP, "$JS.API.CONSUMER.CREATE.KSEF.erp-billing", false},
+		attempt{natsperm.ERP, "$JS.API.CONSUMER.DELETE.KSEF.erp-billing", false},
 		attempt{natsperm.ERP, "dlq.invoice.submitted", false}, // fake a dead letter
 		attempt{natsperm.ERP, "$KV.KSEF_STATE.inv.x", false},  // touch the sender's state
 		attempt{natsperm.ERP, "batch.queued.5265877635", false},
@@ -360,6 +364,8 @@ func TestNATSPermissions(t *testing.T) {
 	// among them the batch subjects and consumer the sender needs, and each user's own inbox.
 	for _, ok := range []attempt{
 		{natsperm.ERP, "$JS.API.INFO", false}, {pipeline.Sender, "$JS.API.INFO", false},
+		{natsperm.ERP, "$JS.API.CONSUMER.CREATE." + natsx.ERPStreamName("") + ".erp-billing", false},
+		{natsperm.ERP, "$JS.API.CONSUMER.DELETE." + natsx.ERPStreamName("") + ".erp-billing", false},
 		{pipeline.Sender, "$JS.API.CONSUMER.INFO.KSEF." + pipeline.SenderBatch, false},
 		{pipeline.Sender, "$JS.API.CONSUMER.MSG.NEXT.KSEF." + pipeline.SenderBatch, false},
 		{pipeline.Sender, "dlq.batch.queued.5265877635", false},

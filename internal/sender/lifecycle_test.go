@@ -10,6 +10,7 @@ import (
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/invoicestate"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ratelimit"
@@ -97,7 +98,7 @@ func (r *rig) sender(t *testing.T, client *ksef.Client, batch bool) *sender.Send
 func (r *rig) invoice(t *testing.T, id string, n int) (*events.InvoiceSubmitted, string, string) {
 	t.Helper()
 	req := demo.Request(r.seller, n, time.Now())
-	xml, err := fa3.Generate(req, fa3.WithValidator(r.validator))
+	xml, err := fa3.Generate(fa3wire.Request(req), fa3.WithValidator(r.validator))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/sender"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/testenv"
@@ -43,7 +44,7 @@ func TestOrphanedSessionClosedByAnotherReplica(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	xml, err := fa3.Generate(demo.Request(seller, 1, time.Now()))
+	xml, err := fa3.Generate(fa3wire.Request(demo.Request(seller, 1, time.Now())))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/invoicestate"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ratelimit"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
@@ -523,7 +524,7 @@ func (s *Sender) load(ctx context.Context, ev *events.InvoiceSubmitted, mem *sha
 		// the invoice is recognized in KSeF instead of sent again.
 		at := ev.OccurredAt.Time
 		var err error
-		xml, err = fa3.Generate(req, fa3.WithValidator(s.validator), fa3.WithClock(func() time.Time { return at }))
+		xml, err = fa3.Generate(fa3wire.Request(req), fa3.WithValidator(s.validator), fa3.WithClock(func() time.Time { return at }))
 		s.cpu.Release(1)
 		if err != nil {
 			return nil, nil, rejectInput("the structured invoice cannot be turned into FA(3)", err.Error()), nil

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/invoicestate"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/sender"
@@ -110,7 +111,7 @@ func TestInlineXMLStoredBeforeSentIsPublished(t *testing.T) {
 			defer s.Close(ctx)
 
 			req := demo.Request(seller, 100+i, time.Now())
-			xml, err := fa3.Generate(req, fa3.WithValidator(validator))
+			xml, err := fa3.Generate(fa3wire.Request(req), fa3.WithValidator(validator))
 			if err != nil {
 				t.Fatal(err)
 			}

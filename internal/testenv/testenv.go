@@ -14,7 +14,9 @@ package testenv
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/embedded/natsserver"
 	"github.com/nats-io/nats-server/v2/server"
@@ -22,8 +24,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// RepoRoot returns the directory holding go.mod, searched upwards from the
-// working directory (a test's working directory is its package directory).
+// RepoRoot returns the repository's root: the nearest directory above the working directory
+// (a test's working directory is its package directory) whose go.mod is the main module's. The
+// nested modules (deploy/deploytest, cmd/ksef-bench/chart) have go.mod files of their own.
 func RepoRoot(t testing.TB) string {
 	t.Helper()
 	dir, err := os.Getwd()
@@ -31,13 +34,26 @@ func RepoRoot(t testing.TB) string {
 		t.Fatal(err)
 	}
 	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && modulePath(b) == mainModule {
 			return d
 		}
 		if filepath.Dir(d) == d {
-			t.Fatalf("testenv: no go.mod above %s", dir)
+			t.Fatalf("testenv: no go.mod of %s above %s", mainModule, dir)
 		}
 	}
+}
+
+// mainModule is the repository's module path.
+const mainModule = "github.com/ksef-pipeline/ksef-pipeline"
+
+// modulePath is the path a go.mod's module line names.
+func modulePath(gomod []byte) string {
+	for line := range strings.Lines(string(gomod)) {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "module" {
+			return strings.Trim(f[1], `"`)
+		}
+	}
+	return ""
 }
 
 // SharedDir returns the shared/ directory beside the repository (ministry
@@ -75,6 +91,35 @@ func NATS(t testing.TB) (*server.Server, string) {
 		s.WaitForShutdown()
 	})
 	return s, s.ClientURL()
+}
+
+// NATSFromConfig starts an in-process nats-server from a configuration file with body, read by
+// nats-server's own parser (as a deployment's server reads its file), and shuts it down when the
+// test ends.
+func NATSFromConfig(t testing.TB, body string) *server.Server {
+	t.Helper()
+	conf := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.NoSigs, opts.NoLog = true, true
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("testenv: nats-server not ready after 10s")
+	}
+	return s
 }
 
 // JetStream starts an embedded nats-server (see NATS) and returns a JetStream client connected to

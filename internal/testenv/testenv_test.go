@@ -72,3 +72,16 @@ func TestRemoveStaleDirs(t *testing.T) {
 		t.Fatalf("own directory removed: %v", err)
 	}
 }
+
+func TestModulePath(t *testing.T) {
+	for gomod, want := range map[string]string{
+		"module github.com/ksef-pipeline/ksef-pipeline\n\ngo 1.26.8\n":                 mainModule,
+		"// nested\nmodule github.com/ksef-pipeline/ksef-pipeline/deploy/deploytest\n": mainModule + "/deploy/deploytest",
+		"module \"quoted/path\"\n": "quoted/path",
+		"go 1.26\n":                "",
+	} {
+		if got := modulePath([]byte(gomod)); got != want {
+			t.Errorf("modulePath(%q) = %q, want %q", gomod, got, want)
+		}
+	}
+}

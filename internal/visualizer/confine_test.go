@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/testenv"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/visualizer"
@@ -40,7 +41,7 @@ func TestVisualizeConfinedToContext(t *testing.T) {
 		return &events.ObjectRef{Bucket: info.Bucket, Key: info.Key}
 	}
 	xmlOf := func(seller string) []byte {
-		x, err := fa3.Generate(demo.Request(seller, 1, time.Now()))
+		x, err := fa3.Generate(fa3wire.Request(demo.Request(seller, 1, time.Now())))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/visualizer"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
@@ -41,7 +42,7 @@ func TestAcceptedRenderedOnlyWhenAskedOrConfigured(t *testing.T) {
 	if err := store.EnsureBuckets(ctx, layout.Buckets.All()...); err != nil {
 		t.Fatal(err)
 	}
-	xml, err := fa3.Generate(demo.Request(demo.Sellers[0], 1, time.Now()))
+	xml, err := fa3.Generate(fa3wire.Request(demo.Request(demo.Sellers[0], 1, time.Now())))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,23 +4,21 @@ import (
 	"context"
 	"fmt"
 	"testing"
-
-	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef/ksefapi"
 )
 
 // bigRequest returns a request with n lines over several rates.
-func bigRequest(n int) ksefapi.KsefInvoiceGenerateRequest {
+func bigRequest(n int) InvoiceRequest {
 	req := baseRequest()
-	rates := []ksefapi.InvoiceLineVatRate{ksefapi.N23, ksefapi.N8, ksefapi.N5, ksefapi.Zw, ksefapi.N0KR}
+	rates := []string{"23", "8", "5", "zw", "0 KR"}
 	req.Lines = nil
 	for i := range n {
-		req.Lines = append(req.Lines, ksefapi.InvoiceLine{
-			Name: fmt.Sprintf("Pozycja numer %d, towar o dłuższej nazwie", i+1), Unit: ptr("szt."),
+		req.Lines = append(req.Lines, Line{
+			Name: fmt.Sprintf("Pozycja numer %d, towar o dłuższej nazwie", i+1), Unit: "szt.",
 			Quantity: fmt.Sprintf("%d.%03d", i%17+1, i%1000), UnitNetPrice: fmt.Sprintf("%d.%02d", 10+i, i%100),
-			VatRate: rates[i%len(rates)], Gtu: ptr("GTU_06"),
+			VATRate: rates[i%len(rates)], GTU: "GTU_06",
 		})
 	}
-	req.Payment = &ksefapi.Payment{Method: ptr(6), DueDate: ptr(day("2026-03-15")), BankAccount: ptr("PL61109010140000071219812874")}
+	req.Payment = &Payment{Method: 6, DueDate: day("2026-03-15"), BankAccount: "PL61109010140000071219812874"}
 	return req
 }
 

@@ -6,8 +6,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef/ksefapi"
 )
 
 // sameAsStd checks the decoding contract on data: whatever fastDecode
@@ -39,24 +37,24 @@ func sameAsStd(t *testing.T, data []byte) (fast bool) {
 func generatedInvoices(t testing.TB) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
-	types := []ksefapi.KsefInvoiceGenerateRequestInvoiceType{ksefapi.VAT, ksefapi.KOR, ksefapi.ZAL, ksefapi.ROZ, ksefapi.UPR, ksefapi.KORZAL, ksefapi.KORROZ}
+	types := []string{TypeVAT, TypeKOR, TypeZAL, TypeROZ, TypeUPR, TypeKORZAL, TypeKORROZ}
 	for i, typ := range types {
 		req := baseRequest()
-		req.InvoiceType = ptr(typ)
-		req.InvoiceNumber = fmt.Sprintf("FV/%d/<&>\"'", i)
-		if typ == ksefapi.KOR || typ == ksefapi.KORZAL || typ == ksefapi.KORROZ {
-			req.Correction = &ksefapi.CorrectedInvoice{IssueDate: day("2026-02-01"), Number: "FV/2026/02/007", Reason: ptr("rabat\r\nna linii 2"), KsefNumber: ptr("5265877635-20250826-0100001AF629-AF")}
+		req.Type = typ
+		req.Number = fmt.Sprintf("FV/%d/<&>\"'", i)
+		if typ == TypeKOR || typ == TypeKORZAL || typ == TypeKORROZ {
+			req.Correction = &Correction{IssueDate: day("2026-02-01"), Number: "FV/2026/02/007", Reason: "rabat\r\nna linii 2", KSeFNumber: "5265877635-20250826-0100001AF629-AF"}
 		}
 		opts := []GenerateOption{fixedClock}
 		if i%2 == 1 {
 			req.Currency = "EUR"
-			req.Buyer.Nip = nil
-			req.Buyer.EuVatId = ptr("DE123456789")
+			req.Buyer.NIP = ""
+			req.Buyer.EUVatID = "DE123456789"
 			req.Buyer.Address.CountryCode = "DE"
 			opts = append(opts, WithExchangeRate("4.2618"))
 		}
 		if i%3 == 0 {
-			req.Payment = &ksefapi.Payment{Method: ptr(6), DueDate: ptr(day("2026-03-15")), BankAccount: ptr("PL61 1090 1014 0000 0712 1981 2874")}
+			req.Payment = &Payment{Method: 6, DueDate: day("2026-03-15"), BankAccount: "PL61 1090 1014 0000 0712 1981 2874"}
 		}
 		data, err := Generate(req, opts...)
 		if err != nil {

@@ -10,9 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef/ksefapi"
-	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
 // ErrInvalidRequest is wrapped by Generate's errors about its input.
@@ -72,21 +69,21 @@ type rateGroup struct {
 // 0% domestic, P_13_6_2 0% intra-Community supply, P_13_6_3 0% export,
 // P_13_7 exempt, P_13_8 outside Poland, P_13_9 services under art. 100(1)(4),
 // P_13_10 domestic reverse charge.
-var rateGroups = map[ksefapi.InvoiceLineVatRate]rateGroup{
-	ksefapi.N23:   {1, "P_13_1", "P_14_1", 23},
-	ksefapi.N22:   {1, "P_13_1", "P_14_1", 22},
-	ksefapi.N8:    {2, "P_13_2", "P_14_2", 8},
-	ksefapi.N7:    {2, "P_13_2", "P_14_2", 7},
-	ksefapi.N5:    {3, "P_13_3", "P_14_3", 5},
-	ksefapi.N4:    {4, "P_13_4", "P_14_4", 4},
-	ksefapi.N3:    {4, "P_13_4", "P_14_4", 3},
-	ksefapi.N0KR:  {6, "P_13_6_1", "", 0},
-	ksefapi.N0WDT: {7, "P_13_6_2", "", 0},
-	ksefapi.N0EX:  {8, "P_13_6_3", "", 0},
-	ksefapi.Zw:    {9, "P_13_7", "", 0},
-	ksefapi.NpI:   {10, "P_13_8", "", 0},
-	ksefapi.NpII:  {11, "P_13_9", "", 0},
-	ksefapi.Oo:    {12, "P_13_10", "", 0},
+var rateGroups = map[string]rateGroup{
+	"23":    {1, "P_13_1", "P_14_1", 23},
+	"22":    {1, "P_13_1", "P_14_1", 22},
+	"8":     {2, "P_13_2", "P_14_2", 8},
+	"7":     {2, "P_13_2", "P_14_2", 7},
+	"5":     {3, "P_13_3", "P_14_3", 5},
+	"4":     {4, "P_13_4", "P_14_4", 4},
+	"3":     {4, "P_13_4", "P_14_4", 3},
+	"0 KR":  {6, "P_13_6_1", "", 0},
+	"0 WDT": {7, "P_13_6_2", "", 0},
+	"0 EX":  {8, "P_13_6_3", "", 0},
+	"zw":    {9, "P_13_7", "", 0},
+	"np I":  {10, "P_13_8", "", 0},
+	"np II": {11, "P_13_9", "", 0},
+	"oo":    {12, "P_13_10", "", 0},
 }
 
 var (
@@ -116,14 +113,14 @@ func badRequest(format string, args ...any) error {
 // lines as the order (Zamowienie) and document an advance of its full
 // value. Correcting invoices require req.Correction. Errors about the
 // input wrap ErrInvalidRequest.
-func Generate(req ksefapi.KsefInvoiceGenerateRequest, opts ...GenerateOption) ([]byte, error) {
+func Generate(req InvoiceRequest, opts ...GenerateOption) ([]byte, error) {
 	cfg := genConfig{now: time.Now, exemptionBasis: DefaultExemptionBasis}
 	// The request's own values come first; options override them.
-	if req.ExchangeRate != nil {
-		cfg.exchangeRateStr = *req.ExchangeRate
+	if req.ExchangeRate != "" {
+		cfg.exchangeRateStr = req.ExchangeRate
 	}
-	if req.ExemptionBasis != nil && strings.TrimSpace(*req.ExemptionBasis) != "" {
-		cfg.exemptionBasis = *req.ExemptionBasis
+	if strings.TrimSpace(req.ExemptionBasis) != "" {
+		cfg.exemptionBasis = req.ExemptionBasis
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -159,31 +156,26 @@ func Generate(req ksefapi.KsefInvoiceGenerateRequest, opts ...GenerateOption) ([
 	return out, nil
 }
 
-func yesNo(b *bool) string {
-	if b != nil && *b {
+func yesNo(b bool) string {
+	if b {
 		return "1"
 	}
 	return "2"
 }
 
-func str(p *string) string {
-	if p == nil {
-		return ""
-	}
-	return strings.TrimSpace(*p)
-}
+func str(s string) string { return strings.TrimSpace(s) }
 
-func date(d openapi_types.Date) string { return d.Format(dateLayout) }
+func date(d time.Time) string { return d.Format(dateLayout) }
 
-func buildInvoice(req *ksefapi.KsefInvoiceGenerateRequest, cfg *genConfig) (*Invoice, error) {
+func buildInvoice(req *InvoiceRequest, cfg *genConfig) (*Invoice, error) {
 	typ := TypeVAT
-	if req.InvoiceType != nil && *req.InvoiceType != "" {
-		typ = string(*req.InvoiceType)
+	if req.Type != "" {
+		typ = req.Type
 		if !invTypeRe.MatchString(typ) {
 			return nil, badRequest("unknown invoice type %q", typ)
 		}
 	}
-	if strings.TrimSpace(req.InvoiceNumber) == "" {
+	if strings.TrimSpace(req.Number) == "" {
 		return nil, badRequest("invoiceNumber is required")
 	}
 	if req.IssueDate.IsZero() {
@@ -226,9 +218,9 @@ func buildInvoice(req *ksefapi.KsefInvoiceGenerateRequest, cfg *genConfig) (*Inv
 	f.KodWaluty = currency
 	f.P_1 = date(req.IssueDate)
 	f.P_1M = str(req.PlaceOfIssue)
-	f.P_2 = strings.TrimSpace(req.InvoiceNumber)
-	if req.SaleDate != nil && !req.SaleDate.IsZero() {
-		f.P_6 = date(*req.SaleDate)
+	f.P_2 = strings.TrimSpace(req.Number)
+	if !req.SaleDate.IsZero() {
+		f.P_6 = date(req.SaleDate)
 	}
 	f.RodzajFaktury = typ
 
@@ -255,11 +247,11 @@ func buildInvoice(req *ksefapi.KsefInvoiceGenerateRequest, cfg *genConfig) (*Inv
 		if !priceRe.MatchString(priceStr) {
 			return nil, badRequest("line %d: unitNetPrice %q must be a decimal with at most 8 fraction digits", n, l.UnitNetPrice)
 		}
-		g, ok := rateGroups[l.VatRate]
+		g, ok := rateGroups[l.VATRate]
 		if !ok {
-			return nil, badRequest("line %d: unknown VAT rate %q", n, l.VatRate)
+			return nil, badRequest("line %d: unknown VAT rate %q", n, l.VATRate)
 		}
-		gtu := str(l.Gtu)
+		gtu := str(l.GTU)
 		if gtu != "" && !gtuRe.MatchString(gtu) {
 			return nil, badRequest("line %d: GTU %q is not GTU_01..GTU_13", n, gtu)
 		}
@@ -276,11 +268,11 @@ func buildInvoice(req *ksefapi.KsefInvoiceGenerateRequest, cfg *genConfig) (*Inv
 		if g.vat != "" {
 			t.percents[g.percent] = true
 			if len(t.percents) > 1 {
-				return nil, badRequest("line %d: rates %s cannot be mixed with the other rate of their group on one invoice", n, l.VatRate)
+				return nil, badRequest("line %d: rates %s cannot be mixed with the other rate of their group on one invoice", n, l.VATRate)
 			}
 		}
-		hasZw = hasZw || l.VatRate == ksefapi.Zw
-		hasOO = hasOO || l.VatRate == ksefapi.Oo
+		hasZw = hasZw || l.VATRate == "zw"
+		hasOO = hasOO || l.VATRate == "oo"
 
 		if advance {
 			zw := ZamowienieWiersz{
@@ -290,7 +282,7 @@ func buildInvoice(req *ksefapi.KsefInvoiceGenerateRequest, cfg *genConfig) (*Inv
 				P_8BZ:        qtyStr,
 				P_9AZ:        priceStr,
 				P_11NettoZ:   formatDecimal(value, 2, 2),
-				P_12Z:        string(l.VatRate),
+				P_12Z:        l.VATRate,
 				GTUZ:         gtu,
 			}
 			if g.vat != "" {
@@ -306,7 +298,7 @@ func buildInvoice(req *ksefapi.KsefInvoiceGenerateRequest, cfg *genConfig) (*Inv
 			P_8B:        qtyStr,
 			P_9A:        priceStr,
 			P_11:        formatDecimal(value, 2, 2),
-			P_12:        string(l.VatRate),
+			P_12:        l.VATRate,
 			GTU:         gtu,
 		})
 	}
@@ -385,7 +377,7 @@ func setField(f *Fa, name, v string) {
 	*ptr = v
 }
 
-func correction(req *ksefapi.KsefInvoiceGenerateRequest, f *Fa) error {
+func correction(req *InvoiceRequest, f *Fa) error {
 	isKor := f.RodzajFaktury == TypeKOR || f.RodzajFaktury == TypeKORZAL || f.RodzajFaktury == TypeKORROZ
 	c := req.Correction
 	switch {
@@ -404,7 +396,7 @@ func correction(req *ksefapi.KsefInvoiceGenerateRequest, f *Fa) error {
 		NrFaKorygowanej:       strings.TrimSpace(c.Number),
 		NrKSeFN:               "1",
 	}
-	if k := str(c.KsefNumber); k != "" {
+	if k := str(c.KSeFNumber); k != "" {
 		if !ksefNumberRe.MatchString(k) {
 			return badRequest("correction: %q is not a KSeF number", k)
 		}
@@ -415,26 +407,26 @@ func correction(req *ksefapi.KsefInvoiceGenerateRequest, f *Fa) error {
 	return nil
 }
 
-func payment(req *ksefapi.KsefInvoiceGenerateRequest) (*Platnosc, error) {
+func payment(req *InvoiceRequest) (*Platnosc, error) {
 	pm := req.Payment
 	if pm == nil {
 		return nil, nil
 	}
 	p := &Platnosc{}
-	if pm.Paid != nil && *pm.Paid {
+	if pm.Paid {
 		p.Zaplacono, p.DataZaplaty = "1", date(req.IssueDate)
-		if pm.PaidDate != nil && !pm.PaidDate.IsZero() {
-			p.DataZaplaty = date(*pm.PaidDate)
+		if !pm.PaidDate.IsZero() {
+			p.DataZaplaty = date(pm.PaidDate)
 		}
 	}
-	if pm.DueDate != nil && !pm.DueDate.IsZero() {
-		p.TerminPlatnosci = []TerminPlatnosci{{Termin: date(*pm.DueDate)}}
+	if !pm.DueDate.IsZero() {
+		p.TerminPlatnosci = []TerminPlatnosci{{Termin: date(pm.DueDate)}}
 	}
-	if pm.Method != nil {
-		if *pm.Method < 1 || *pm.Method > 7 {
-			return nil, badRequest("payment method %d is not 1..7", *pm.Method)
+	if pm.Method != 0 {
+		if pm.Method < 1 || pm.Method > 7 {
+			return nil, badRequest("payment method %d is not 1..7", pm.Method)
 		}
-		p.FormaPlatnosci = strconv.Itoa(*pm.Method)
+		p.FormaPlatnosci = strconv.Itoa(pm.Method)
 	}
 	if acct := strings.Join(strings.Fields(str(pm.BankAccount)), ""); acct != "" {
 		if len(acct) < 10 || len(acct) > 34 {
@@ -448,7 +440,7 @@ func payment(req *ksefapi.KsefInvoiceGenerateRequest) (*Platnosc, error) {
 	return p, nil
 }
 
-func address(who string, a *ksefapi.Address) (*Adres, error) {
+func address(who string, a *Address) (*Adres, error) {
 	cc := strings.ToUpper(strings.TrimSpace(a.CountryCode))
 	if !countryRe.MatchString(cc) {
 		return nil, badRequest("%s: country code %q is not ISO 3166 alpha-2", who, a.CountryCode)
@@ -460,7 +452,7 @@ func address(who string, a *ksefapi.Address) (*Adres, error) {
 	return &Adres{KodKraju: cc, AdresL1: l1, AdresL2: strings.Join(strings.Fields(str(a.Line2)), " ")}, nil
 }
 
-func contacts(p *ksefapi.Party) []DaneKontaktowe {
+func contacts(p *Party) []DaneKontaktowe {
 	c := DaneKontaktowe{Email: str(p.Email), Telefon: str(p.Phone)}
 	if c == (DaneKontaktowe{}) {
 		return nil
@@ -468,8 +460,8 @@ func contacts(p *ksefapi.Party) []DaneKontaktowe {
 	return []DaneKontaktowe{c}
 }
 
-func sellerParty(p *ksefapi.Party) (*Podmiot1, error) {
-	nip := strings.TrimSpace(str(p.Nip))
+func sellerParty(p *Party) (*Podmiot1, error) {
+	nip := str(p.NIP)
 	if !nipRe.MatchString(nip) {
 		return nil, badRequest("seller: NIP %q is not a valid NIP", nip)
 	}
@@ -488,7 +480,7 @@ func sellerParty(p *ksefapi.Party) (*Podmiot1, error) {
 	}, nil
 }
 
-func buyerParty(p *ksefapi.Party) (*Podmiot2, error) {
+func buyerParty(p *Party) (*Podmiot2, error) {
 	name := strings.Join(strings.Fields(p.Name), " ")
 	if name == "" {
 		return nil, badRequest("buyer: name is required")
@@ -498,7 +490,7 @@ func buyerParty(p *ksefapi.Party) (*Podmiot2, error) {
 		return nil, err
 	}
 	id := DaneIdentyfikacyjne{Nazwa: name}
-	switch nip, eu, foreign := str(p.Nip), strings.ToUpper(strings.ReplaceAll(str(p.EuVatId), " ", "")), str(p.ForeignId); {
+	switch nip, eu, foreign := str(p.NIP), strings.ToUpper(strings.ReplaceAll(str(p.EUVatID), " ", "")), str(p.ForeignID); {
 	case nip != "":
 		if !nipRe.MatchString(nip) {
 			return nil, badRequest("buyer: NIP %q is not a valid NIP", nip)

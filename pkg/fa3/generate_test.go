@@ -9,57 +9,52 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef/ksefapi"
-	openapi_types "github.com/oapi-codegen/runtime/types"
 )
 
 var fixedClock = WithClock(func() time.Time { return time.Date(2026, 3, 1, 10, 30, 0, 0, time.UTC) })
 
-func ptr[T any](v T) *T { return &v }
-
-func day(s string) openapi_types.Date {
+func day(s string) time.Time {
 	t, err := time.Parse(dateLayout, s)
 	if err != nil {
 		panic(err)
 	}
-	return openapi_types.Date{Time: t}
+	return t
 }
 
-func baseRequest() ksefapi.KsefInvoiceGenerateRequest {
-	return ksefapi.KsefInvoiceGenerateRequest{
-		InvoiceNumber: "FV/2026/03/001",
-		IssueDate:     day("2026-03-01"),
-		SaleDate:      ptr(day("2026-02-28")),
-		PlaceOfIssue:  ptr("Warszawa"),
-		Currency:      "PLN",
-		Seller: ksefapi.Party{
-			Nip:     ptr("5261040828"),
+func baseRequest() InvoiceRequest {
+	return InvoiceRequest{
+		Number:       "FV/2026/03/001",
+		IssueDate:    day("2026-03-01"),
+		SaleDate:     day("2026-02-28"),
+		PlaceOfIssue: "Warszawa",
+		Currency:     "PLN",
+		Seller: Party{
+			NIP:     "5261040828",
 			Name:    "Sprzedawca Sp. z o.o.",
-			Address: ksefapi.Address{CountryCode: "PL", Line1: "ul. Prosta 1", Line2: ptr("00-001 Warszawa")},
-			Email:   ptr("biuro@example.com"),
+			Address: Address{CountryCode: "PL", Line1: "ul. Prosta 1", Line2: "00-001 Warszawa"},
+			Email:   "biuro@example.com",
 		},
-		Buyer: ksefapi.Party{
-			Nip:     ptr("7740001454"),
+		Buyer: Party{
+			NIP:     "7740001454",
 			Name:    "Nabywca S.A. & Synowie <test>",
-			Address: ksefapi.Address{CountryCode: "PL", Line1: "ul. Krzywa 2"},
-			Phone:   ptr("+48 22 123 45 67"),
+			Address: Address{CountryCode: "PL", Line1: "ul. Krzywa 2"},
+			Phone:   "+48 22 123 45 67",
 		},
-		Lines: []ksefapi.InvoiceLine{
-			{Name: "Usługa programistyczna", Unit: ptr("h"), Quantity: "3", UnitNetPrice: "19.99", VatRate: ksefapi.N23},
+		Lines: []Line{
+			{Name: "Usługa programistyczna", Unit: "h", Quantity: "3", UnitNetPrice: "19.99", VATRate: "23"},
 		},
 	}
 }
 
 func TestGenerateComputesTotals(t *testing.T) {
 	req := baseRequest()
-	req.Lines = []ksefapi.InvoiceLine{
-		{Name: "A", Quantity: "3", UnitNetPrice: "19.99", VatRate: ksefapi.N23},       // 59.97
-		{Name: "B", Quantity: "0.1", UnitNetPrice: "0.3", VatRate: ksefapi.N23},       // 0.03
-		{Name: "C", Quantity: "1.5", UnitNetPrice: "0.333", VatRate: ksefapi.N8},      // 0.4995 -> 0.50
-		{Name: "D", Quantity: "2", UnitNetPrice: "10.005", VatRate: ksefapi.N5},       // 20.01
-		{Name: "E", Quantity: "1", UnitNetPrice: "100", VatRate: ksefapi.Zw},          // 100.00
-		{Name: "F", Quantity: "7", UnitNetPrice: "0.10000001", VatRate: ksefapi.N0KR}, // 0.70000007 -> 0.70
+	req.Lines = []Line{
+		{Name: "A", Quantity: "3", UnitNetPrice: "19.99", VATRate: "23"},        // 59.97
+		{Name: "B", Quantity: "0.1", UnitNetPrice: "0.3", VATRate: "23"},        // 0.03
+		{Name: "C", Quantity: "1.5", UnitNetPrice: "0.333", VATRate: "8"},       // 0.4995 -> 0.50
+		{Name: "D", Quantity: "2", UnitNetPrice: "10.005", VATRate: "5"},        // 20.01
+		{Name: "E", Quantity: "1", UnitNetPrice: "100", VATRate: "zw"},          // 100.00
+		{Name: "F", Quantity: "7", UnitNetPrice: "0.10000001", VATRate: "0 KR"}, // 0.70000007 -> 0.70
 	}
 	out, err := Generate(req, fixedClock)
 	if err != nil {
@@ -119,19 +114,19 @@ func TestGenerateDeterministic(t *testing.T) {
 
 // lineSum recomputes P_15 from the request independently of Generate: per
 // line rounding, then VAT per rate on the rounded sums.
-func lineSum(t *testing.T, req ksefapi.KsefInvoiceGenerateRequest) string {
+func lineSum(t *testing.T, req InvoiceRequest) string {
 	t.Helper()
-	nets := map[ksefapi.InvoiceLineVatRate]*big.Rat{}
+	nets := map[string]*big.Rat{}
 	for _, l := range req.Lines {
 		q, _ := new(big.Rat).SetString(l.Quantity)
 		p, _ := new(big.Rat).SetString(l.UnitNetPrice)
 		v, _ := new(big.Rat).SetString(new(big.Rat).Mul(q, p).FloatString(2))
-		if nets[l.VatRate] == nil {
-			nets[l.VatRate] = new(big.Rat)
+		if nets[l.VATRate] == nil {
+			nets[l.VATRate] = new(big.Rat)
 		}
-		nets[l.VatRate].Add(nets[l.VatRate], v)
+		nets[l.VATRate].Add(nets[l.VATRate], v)
 	}
-	pct := map[ksefapi.InvoiceLineVatRate]int64{ksefapi.N23: 23, ksefapi.N22: 22, ksefapi.N8: 8, ksefapi.N7: 7, ksefapi.N5: 5, ksefapi.N4: 4, ksefapi.N3: 3}
+	pct := map[string]int64{"23": 23, "22": 22, "8": 8, "7": 7, "5": 5, "4": 4, "3": 3}
 	sum := new(big.Rat)
 	for rate, n := range nets {
 		sum.Add(sum, n)
@@ -145,19 +140,19 @@ func lineSum(t *testing.T, req ksefapi.KsefInvoiceGenerateRequest) string {
 
 func TestGenerateRoundTripTable(t *testing.T) {
 	v := newXSDValidator(t)
-	rates := []ksefapi.InvoiceLineVatRate{ksefapi.N23, ksefapi.N22, ksefapi.N8, ksefapi.N7, ksefapi.N5, ksefapi.N4, ksefapi.N3,
-		ksefapi.N0KR, ksefapi.N0WDT, ksefapi.N0EX, ksefapi.Zw, ksefapi.Oo, ksefapi.NpI, ksefapi.NpII}
-	types := []ksefapi.KsefInvoiceGenerateRequestInvoiceType{ksefapi.VAT, ksefapi.KOR, ksefapi.ZAL, ksefapi.ROZ, ksefapi.UPR, ksefapi.KORZAL, ksefapi.KORROZ}
-	buyers := map[string]func(*ksefapi.Party){
-		"pl":     func(p *ksefapi.Party) {},
-		"eu":     func(p *ksefapi.Party) { p.Nip = nil; p.EuVatId = ptr("DE123456789"); p.Address.CountryCode = "DE" },
-		"non-eu": func(p *ksefapi.Party) { p.Nip = nil; p.ForeignId = ptr("98-7654321"); p.Address.CountryCode = "US" },
-		"no-id":  func(p *ksefapi.Party) { p.Nip = nil },
+	rates := []string{"23", "22", "8", "7", "5", "4", "3",
+		"0 KR", "0 WDT", "0 EX", "zw", "oo", "np I", "np II"}
+	types := []string{TypeVAT, TypeKOR, TypeZAL, TypeROZ, TypeUPR, TypeKORZAL, TypeKORROZ}
+	buyers := map[string]func(*Party){
+		"pl":     func(p *Party) {},
+		"eu":     func(p *Party) { p.NIP = ""; p.EUVatID = "DE123456789"; p.Address.CountryCode = "DE" },
+		"non-eu": func(p *Party) { p.NIP = ""; p.ForeignID = "98-7654321"; p.Address.CountryCode = "US" },
+		"no-id":  func(p *Party) { p.NIP = "" },
 	}
-	payments := map[string]*ksefapi.Payment{
+	payments := map[string]*Payment{
 		"none":     nil,
-		"transfer": {Method: ptr(6), DueDate: ptr(day("2026-03-15")), BankAccount: ptr("PL61 1090 1014 0000 0712 1981 2874")},
-		"paid":     {Method: ptr(2), Paid: ptr(true)},
+		"transfer": {Method: 6, DueDate: day("2026-03-15"), BankAccount: "PL61 1090 1014 0000 0712 1981 2874"},
+		"paid":     {Method: 2, Paid: true},
 	}
 	n := 0
 	for ti, typ := range types {
@@ -170,28 +165,28 @@ func TestGenerateRoundTripTable(t *testing.T) {
 					}
 					n++
 					req := baseRequest()
-					req.InvoiceType = ptr(typ)
-					req.InvoiceNumber = fmt.Sprintf("T/%d", n)
+					req.Type = typ
+					req.Number = fmt.Sprintf("T/%d", n)
 					buyers[buyerName](&req.Buyer)
 					req.Payment = payments[payName]
 					sign := ""
-					if typ == ksefapi.KOR || typ == ksefapi.KORZAL || typ == ksefapi.KORROZ {
+					if typ == TypeKOR || typ == TypeKORZAL || typ == TypeKORROZ {
 						sign = "-"
-						req.Correction = &ksefapi.CorrectedInvoice{IssueDate: day("2026-02-01"), Number: "FV/2026/02/007", Reason: ptr("rabat")}
+						req.Correction = &Correction{IssueDate: day("2026-02-01"), Number: "FV/2026/02/007", Reason: "rabat"}
 						if n%2 == 0 {
-							req.Correction.KsefNumber = ptr("5265877635-20250826-0100001AF629-AF")
+							req.Correction.KSeFNumber = "5265877635-20250826-0100001AF629-AF"
 						}
 					}
 					if buyerName != "pl" && n%2 == 1 {
 						req.Currency = "EUR"
 					}
-					req.Lines = []ksefapi.InvoiceLine{
-						{Name: "Towar " + string(rate), Unit: ptr("szt."), Quantity: sign + "2.5", UnitNetPrice: "40.13", VatRate: rate, Gtu: ptr("GTU_06")},
-						{Name: "Usługa", Quantity: "1", UnitNetPrice: "0.01", VatRate: rate},
-						{Name: "Drugi towar 23%", Quantity: "3", UnitNetPrice: "19.99", VatRate: ksefapi.N23},
+					req.Lines = []Line{
+						{Name: "Towar " + string(rate), Unit: "szt.", Quantity: sign + "2.5", UnitNetPrice: "40.13", VATRate: rate, GTU: "GTU_06"},
+						{Name: "Usługa", Quantity: "1", UnitNetPrice: "0.01", VATRate: rate},
+						{Name: "Drugi towar 23%", Quantity: "3", UnitNetPrice: "19.99", VATRate: "23"},
 					}
-					if rate == ksefapi.N22 {
-						req.Lines[2].VatRate = ksefapi.N22
+					if rate == "22" {
+						req.Lines[2].VATRate = "22"
 					}
 					name := fmt.Sprintf("%s/%s/%s/%s", typ, buyerName, payName, rate)
 					t.Run(name, func(t *testing.T) {
@@ -214,20 +209,20 @@ func TestGenerateRoundTripTable(t *testing.T) {
 						if got, want := inv.Fa.P_15, lineSum(t, req); got != want {
 							t.Errorf("P_15 = %s, want %s", got, want)
 						}
-						if inv.InvoiceType() != string(typ) || inv.InvoiceNumber() != req.InvoiceNumber || inv.SellerNIP() != *req.Seller.Nip || inv.IssueDate() != "2026-03-01" {
+						if inv.InvoiceType() != string(typ) || inv.InvoiceNumber() != req.Number || inv.SellerNIP() != req.Seller.NIP || inv.IssueDate() != "2026-03-01" {
 							t.Errorf("header fields: %s %s %s %s", inv.InvoiceType(), inv.InvoiceNumber(), inv.SellerNIP(), inv.IssueDate())
 						}
-						if buyerName == "pl" && inv.BuyerNIP() != *req.Buyer.Nip {
+						if buyerName == "pl" && inv.BuyerNIP() != req.Buyer.NIP {
 							t.Errorf("BuyerNIP = %q", inv.BuyerNIP())
 						}
-						advance := typ == ksefapi.ZAL || typ == ksefapi.KORZAL
+						advance := typ == TypeZAL || typ == TypeKORZAL
 						if advance != (inv.Fa.Zamowienie != nil) || advance == (len(inv.Fa.FaWiersz) == 3) {
 							t.Errorf("advance %v: Zamowienie %v, %d lines", advance, inv.Fa.Zamowienie != nil, len(inv.Fa.FaWiersz))
 						}
 						if req.Currency == "EUR" && inv.Fa.P_14_1 != "" && inv.Fa.P_14_1W == "" {
 							t.Error("foreign currency invoice without P_14_1W")
 						}
-						if rate == ksefapi.Oo && inv.Fa.Adnotacje.P_18 != "1" {
+						if rate == "oo" && inv.Fa.Adnotacje.P_18 != "1" {
 							t.Error("reverse charge line without P_18")
 						}
 					})
@@ -243,38 +238,38 @@ func TestGenerateRoundTripTable(t *testing.T) {
 func TestGenerateRefuses(t *testing.T) {
 	tests := []struct {
 		name   string
-		mutate func(*ksefapi.KsefInvoiceGenerateRequest)
+		mutate func(*InvoiceRequest)
 	}{
-		{"no lines", func(r *ksefapi.KsefInvoiceGenerateRequest) { r.Lines = nil }},
-		{"no number", func(r *ksefapi.KsefInvoiceGenerateRequest) { r.InvoiceNumber = " " }},
-		{"no issue date", func(r *ksefapi.KsefInvoiceGenerateRequest) { r.IssueDate = openapi_types.Date{} }},
-		{"bad seller NIP", func(r *ksefapi.KsefInvoiceGenerateRequest) { r.Seller.Nip = ptr("689115292") }},
-		{"no seller NIP", func(r *ksefapi.KsefInvoiceGenerateRequest) { r.Seller.Nip = nil }},
-		{"bad buyer NIP", func(r *ksefapi.KsefInvoiceGenerateRequest) { r.Buyer.Nip = ptr("0123456789") }},
-		{"bad EU VAT id", func(r *ksefapi.KsefInvoiceGenerateRequest) { r.Buyer.Nip = nil; r.Buyer.EuVatId = ptr("US123") }},
-		{"bad quantity", func(r *ksefapi.KsefInvoiceGenerateRequest) { r.Lines[0].Quantity = "1,5" }},
-		{"too precise quantity", func(r *ksefapi.KsefInvoiceGenerateRequest) { r.Lines[0].Quantity = "1.1234567" }},
-		{"bad price", func(r *ksefapi.KsefInvoiceGenerateRequest) { r.Lines[0].UnitNetPrice = "1e3" }},
-		{"bad rate", func(r *ksefapi.KsefInvoiceGenerateRequest) { r.Lines[0].VatRate = "19" }},
-		{"mixed 23 and 22", func(r *ksefapi.KsefInvoiceGenerateRequest) {
-			r.Lines = append(r.Lines, ksefapi.InvoiceLine{Name: "x", Quantity: "1", UnitNetPrice: "1", VatRate: ksefapi.N22})
+		{"no lines", func(r *InvoiceRequest) { r.Lines = nil }},
+		{"no number", func(r *InvoiceRequest) { r.Number = " " }},
+		{"no issue date", func(r *InvoiceRequest) { r.IssueDate = time.Time{} }},
+		{"bad seller NIP", func(r *InvoiceRequest) { r.Seller.NIP = "689115292" }},
+		{"no seller NIP", func(r *InvoiceRequest) { r.Seller.NIP = "" }},
+		{"bad buyer NIP", func(r *InvoiceRequest) { r.Buyer.NIP = "0123456789" }},
+		{"bad EU VAT id", func(r *InvoiceRequest) { r.Buyer.NIP = ""; r.Buyer.EUVatID = "US123" }},
+		{"bad quantity", func(r *InvoiceRequest) { r.Lines[0].Quantity = "1,5" }},
+		{"too precise quantity", func(r *InvoiceRequest) { r.Lines[0].Quantity = "1.1234567" }},
+		{"bad price", func(r *InvoiceRequest) { r.Lines[0].UnitNetPrice = "1e3" }},
+		{"bad rate", func(r *InvoiceRequest) { r.Lines[0].VATRate = "19" }},
+		{"mixed 23 and 22", func(r *InvoiceRequest) {
+			r.Lines = append(r.Lines, Line{Name: "x", Quantity: "1", UnitNetPrice: "1", VATRate: "22"})
 		}},
-		{"bad GTU", func(r *ksefapi.KsefInvoiceGenerateRequest) { r.Lines[0].Gtu = ptr("GTU_14") }},
-		{"KOR without correction", func(r *ksefapi.KsefInvoiceGenerateRequest) { r.InvoiceType = ptr(ksefapi.KOR) }},
-		{"correction on VAT", func(r *ksefapi.KsefInvoiceGenerateRequest) {
-			r.Correction = &ksefapi.CorrectedInvoice{IssueDate: day("2026-01-01"), Number: "1"}
+		{"bad GTU", func(r *InvoiceRequest) { r.Lines[0].GTU = "GTU_14" }},
+		{"KOR without correction", func(r *InvoiceRequest) { r.Type = TypeKOR }},
+		{"correction on VAT", func(r *InvoiceRequest) {
+			r.Correction = &Correction{IssueDate: day("2026-01-01"), Number: "1"}
 		}},
-		{"bad KSeF number", func(r *ksefapi.KsefInvoiceGenerateRequest) {
-			r.InvoiceType = ptr(ksefapi.KOR)
-			r.Correction = &ksefapi.CorrectedInvoice{IssueDate: day("2026-01-01"), Number: "1", KsefNumber: ptr("210415750-20250310-FF4861C9CC3F-BA")}
+		{"bad KSeF number", func(r *InvoiceRequest) {
+			r.Type = TypeKOR
+			r.Correction = &Correction{IssueDate: day("2026-01-01"), Number: "1", KSeFNumber: "210415750-20250310-FF4861C9CC3F-BA"}
 		}},
-		{"bad payment method", func(r *ksefapi.KsefInvoiceGenerateRequest) { r.Payment = &ksefapi.Payment{Method: ptr(8)} }},
-		{"short bank account", func(r *ksefapi.KsefInvoiceGenerateRequest) { r.Payment = &ksefapi.Payment{BankAccount: ptr("123")} }},
-		{"bad currency", func(r *ksefapi.KsefInvoiceGenerateRequest) { r.Currency = "zł" }},
-		{"bad type", func(r *ksefapi.KsefInvoiceGenerateRequest) {
-			r.InvoiceType = ptr(ksefapi.KsefInvoiceGenerateRequestInvoiceType("PRO"))
+		{"bad payment method", func(r *InvoiceRequest) { r.Payment = &Payment{Method: 8} }},
+		{"short bank account", func(r *InvoiceRequest) { r.Payment = &Payment{BankAccount: "123"} }},
+		{"bad currency", func(r *InvoiceRequest) { r.Currency = "zł" }},
+		{"bad type", func(r *InvoiceRequest) {
+			r.Type = string("PRO")
 		}},
-		{"bad country", func(r *ksefapi.KsefInvoiceGenerateRequest) { r.Buyer.Address.CountryCode = "Polska" }},
+		{"bad country", func(r *InvoiceRequest) { r.Buyer.Address.CountryCode = "Polska" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -308,10 +303,10 @@ func TestGenerateWithValidator(t *testing.T) {
 func TestGenerateTakesRateBasisAndPaidDateFromTheRequest(t *testing.T) {
 	req := baseRequest()
 	req.Currency = "EUR"
-	req.ExchangeRate = ptr("4.2500")
-	req.ExemptionBasis = ptr("art. 113 ust. 1 ustawy o VAT")
-	req.Lines = append(req.Lines, ksefapi.InvoiceLine{Name: "Usługa zwolniona", Quantity: "1", UnitNetPrice: "10", VatRate: "zw"})
-	req.Payment = &ksefapi.Payment{Paid: ptr(true), PaidDate: ptr(day("2026-02-03"))}
+	req.ExchangeRate = "4.2500"
+	req.ExemptionBasis = "art. 113 ust. 1 ustawy o VAT"
+	req.Lines = append(req.Lines, Line{Name: "Usługa zwolniona", Quantity: "1", UnitNetPrice: "10", VATRate: "zw"})
+	req.Payment = &Payment{Paid: true, PaidDate: day("2026-02-03")}
 	out, err := Generate(req, fixedClock)
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rsa"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -270,17 +269,20 @@ func (c *Client) emit(call Call) {
 	}
 }
 
-// maxJSONBody bounds JSON answers; none of the API's JSON answers comes near it.
+// maxJSONBody bounds JSON answers; none of the API's JSON answers comes near it (a session's
+// 10,000 invoice statuses are a few MB). A longer answer fails with ErrAnswerTooLarge.
 const maxJSONBody = 16 << 20
 
+// decodeJSON decodes a 2xx JSON answer; anything else (a page, truncated JSON, too large) is an
+// *AnswerError.
 func decodeJSON[T any](op Operation, resp *http.Response, err error) (*T, error) {
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
 	var v T
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxJSONBody)).Decode(&v); err != nil {
-		return nil, fmt.Errorf("ksef %s: decoding the answer: %w", op, err)
+	if err := decodeAnswer(op, resp, maxJSONBody, &v); err != nil {
+		return nil, err
 	}
 	return &v, nil
 }
@@ -323,11 +325,15 @@ func (c *Client) CloseSession(ctx context.Context, sessionID string) (bool, erro
 	return r.Result, nil
 }
 
-// SessionUPO returns the UPO XML of a closed session; the caller closes it. Before the UPO exists
-// the error has code CodeSessionNoUPO.
+// SessionUPO returns the UPO XML of a closed session; the caller closes it and bounds what it
+// reads. Before the UPO exists the error has code CodeSessionNoUPO; an HTML or JSON answer with
+// status 200 is an *AnswerError.
 func (c *Client) SessionUPO(ctx context.Context, sessionID string) (io.ReadCloser, error) {
 	resp, err := c.do(ctx, OpSessionUpo, func(ctx context.Context) (*http.Response, error) { return c.raw.KsefSessionUpo(ctx, sessionID) })
 	if err != nil {
+		return nil, err
+	}
+	if err := checkStream(OpSessionUpo, resp); err != nil {
 		return nil, err
 	}
 	return resp.Body, nil
@@ -370,6 +376,9 @@ func (c *Client) GetInvoice(ctx context.Context, ksefNumber string) (io.ReadClos
 	if err != nil {
 		return nil, "", err
 	}
+	if err := checkStream(OpInvoiceGet, resp); err != nil {
+		return nil, "", err
+	}
 	return resp.Body, resp.Header.Get("Content-Type"), nil
 }
 
@@ -389,13 +398,17 @@ func (c *Client) QueryStatus(ctx context.Context, queryID string) (*ksefapi.Ksef
 	return decodeJSON[ksefapi.KsefInvoiceQueryStatusResponse](OpInvoiceQueryStatus, resp, err)
 }
 
-// QueryResult streams one encrypted result part; the caller closes it. Decrypt it with the key
-// of the query's encryptionInfo, then unzip.
+// QueryResult streams one encrypted result part; the caller closes it and bounds what it reads
+// (by the query's packageSize). Decrypt it with the key of the query's encryptionInfo, then
+// unzip. An HTML or JSON answer with status 200 is an *AnswerError.
 func (c *Client) QueryResult(ctx context.Context, queryID, partNumber string) (io.ReadCloser, error) {
 	resp, err := c.do(ctx, OpInvoiceQueryResult, func(ctx context.Context) (*http.Response, error) {
 		return c.raw.KsefInvoiceQueryResult(ctx, queryID, partNumber)
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := checkStream(OpInvoiceQueryResult, resp); err != nil {
 		return nil, err
 	}
 	return resp.Body, nil

@@ -21,6 +21,7 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/testenv"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
@@ -241,7 +242,7 @@ func invoiceRequest(seller, buyer, number string) ksefapi.KsefInvoiceGenerateReq
 func invoiceXML(t *testing.T, seller, buyer, number string) []byte {
 	t.Helper()
 	_, val := deps(t)
-	b, err := fa3.Generate(invoiceRequest(seller, buyer, number), fa3.WithValidator(val))
+	b, err := fa3.Generate(fa3wire.Request(invoiceRequest(seller, buyer, number)), fa3.WithValidator(val))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef/ksefapi"
@@ -157,7 +158,7 @@ func largeInvoiceXML(t *testing.T, number string, size int) []byte {
 			l.Name = fmt.Sprintf("%s, pozycja %d", l.Name, len(req.Lines)+1)
 			req.Lines = append(req.Lines, l)
 		}
-		b, err := fa3.Generate(req, fa3.WithValidator(val))
+		b, err := fa3.Generate(fa3wire.Request(req), fa3.WithValidator(val))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -4,20 +4,28 @@ import (
 	"fmt"
 	"strings"
 
-	qrcode "github.com/skip2/go-qrcode"
+	qr "github.com/piglig/go-qr"
 )
 
-// qrModules encodes s as a QR code (ISO/IEC 18004, error correction M) and
-// returns its modules without the quiet zone; the renderers draw them as
+// qrModules encodes s as a QR code (ISO/IEC 18004, error correction at least
+// M: the encoder raises it when that fits the same version) and returns its
+// modules without the quiet zone, indexed [y][x]; the renderers draw them as
 // vector squares, so the code is sharp at any zoom and the output does not
 // depend on an image encoder.
 func qrModules(s string) ([][]bool, error) {
-	q, err := qrcode.New(s, qrcode.Medium)
+	q, err := qr.EncodeText(s, qr.Medium)
 	if err != nil {
 		return nil, fmt.Errorf("visualize: QR code: %w", err)
 	}
-	q.DisableBorder = true
-	return q.Bitmap(), nil
+	n := q.Size()
+	m := make([][]bool, n)
+	for y := range m {
+		m[y] = make([]bool, n)
+		for x := range m[y] {
+			m[y][x] = q.Module(x, y)
+		}
+	}
+	return m, nil
 }
 
 // qrCodes builds KOD I, labelled with the KSeF number when it is known and

@@ -12,11 +12,11 @@ import (
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/testenv"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
-	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef/ksefapi"
 )
@@ -67,7 +67,7 @@ func TestRunDownloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		xml, err := fa3.Generate(ksefapi.KsefInvoiceGenerateRequest{
+		xml, err := fa3wire.Generate(ksefapi.KsefInvoiceGenerateRequest{
 			InvoiceNumber: fmt.Sprintf("FV/MAIN/%d", i),
 			IssueDate:     openapi_types.Date{Time: time.Now().UTC()},
 			Currency:      "PLN",

@@ -17,6 +17,8 @@ import (
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/ksef-pipeline/ksef-pipeline/internal/buildinfo"
 )
 
 // timeout bounds one probe; Docker kills a health check after its own
@@ -31,6 +33,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if buildinfo.Requested(args) {
+		return buildinfo.Print(stdout, "healthprobe")
+	}
 	target, err := probeURL(args, getenv)
 	if err != nil {
 		return err

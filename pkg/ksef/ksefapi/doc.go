@@ -3,7 +3,7 @@
 // run `go generate ./pkg/ksef/...`.
 package ksefapi
 
-//go:generate go tool oapi-codegen -config cfg.yaml openapi.yaml
+//go:generate go run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@v2.8.2 -config cfg.yaml openapi.yaml
 
 import _ "embed"
 

@@ -7,20 +7,16 @@ package ksefapi
 
 import (
 	"bytes"
-	"compress/flate"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"path"
 	"strings"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/oapi-codegen/runtime"
 	openapi_types "github.com/oapi-codegen/runtime/types"
 )
@@ -5373,193 +5369,4 @@ func (sh *strictHandler) KsefSessionUpo(w http.ResponseWriter, r *http.Request, 
 	} else if response != nil {
 		sh.options.ResponseErrorHandlerFunc(w, r, fmt.Errorf("unexpected response type: %T", response))
 	}
-}
-
-// Base64 encoded, compressed with deflate, json marshaled OpenAPI spec.
-// Stored as a slice of fixed-width chunks rather than one concatenated
-// const string: with thousands of chunks the chained `+` fold is several
-// times slower for the Go compiler than parsing a slice literal.
-var swaggerSpec = []string{
-	"1HzbUhw5mvCrfJH/RHQRfwJ1ANqGi4myjbsJu00Nhd0dbbwgMlWUmiwpLSnBZS8RExuxbzB3+yp7uf0i",
-	"8yQbn5TnUmYlGHfP+sJUVSql73zSJ33xArGIBadcK2//ixcTSRZUU2m+HfEbwQJ6FOKXkKpAslgzwb19",
-	"75QGc84CEgGzg4CFlGs2Y1T6oOcULlh4AWIGrxSdpRNNKQ9PqIoFV3TL8z2GM8VEzz3f42RBvX2P5Uv6",
-	"nqQfEyZp6O1rmVDfU8GcLgjCsiCfXlN+pefe/qDf970F4/l339PLGKdSWjJ+5d3d+RkiCMqbZHFJ5SpC",
-	"r6b0JXDzEKFGDDLMeqNdCOZEkgAJ44OiFEdSuXmt6GyjHZPSmh0xGu1WEMKvqxj9LaFy6WKMeVBiBlxR",
-	"TiXRNITLJSCWDfB+TGd8TLobYCZE6iaqHxVwihkITkFSlUQaYiI19GISXJMruoEPCRgIG6CPi0UeE4Ep",
-	"VYoJ7iJ0+ughpFb5rI8H6x1OZVXL6O6hlMIQPBBcU67xI4njiAUEEdj+TSEWX0rr/UXSmbfv/b/twiRs",
-	"26dq285mVqlSYcyB4jMfbpmeGw6m2qMoDb9TEIiQqi1DzHQyXGschpIqa3KkiKnUzIIdiIRruXwuQuqQ",
-	"lukxjAZ7e5COMpMjjUukGlYINVwhlO9FjNNBjcC7g+EaAtv3hq73VsWmYOr7CkbZ4h/yl8TlbzTQOP04",
-	"uhKS6fnCYZvoEkj2WIFK4ljImphRnixwuZPpuDR9Af244P1xoKmeaknJ4nkhHKt85YFcxrhMZgh/+ek1",
-	"CAmk/OzXowlyvDREITgzIRdEe/veJeNELr12iCbhrBGSyYuXcMNUQiL22Qy+//S/srgZUYMBkcGc3dAH",
-	"YvKM6GB+xGdiVZ4v8dGPRM3tF0X3dra8fZ5EUV2Tpj+ON4e7e5n63M5FRA1sqRGESzoTkmakx5ccoJj1",
-	"0OKa1ZmmC7VOt59lrxgM7ow2HdkXd63ZSb8VSkGkJMt8uSn77FBW/PUeyFRIzbje27F6zRYo17v97J8B",
-	"yP5YwMO4pldUruheAZ5f4kSFSi5VrFJkhadChoyTCD+WIR4NvXbgfOOlHiIMhbrhDC6+4+/r+VCdBxiH",
-	"y6Wmyk377mTOCFICo4Sri8KN6vjMKBmkTusAmFawoCEjgHOAIksFt3OigWlgXfXzuZCSBpqGaRy4ylKm",
-	"VEJfEE0rTA3xB8d815U4cuUxb34kKUn9brvTKODJp3OR8TBXH7ek5vx+RZcO03c4NUJ2TZdwK0kc09B6",
-	"8ZPpePN4fDiBXiqHG5DwkEojQyZQjpPLiAX4pg+ZIDsIxTjT72ighSP0G+xtovABQvH82XPAsSw38nBj",
-	"XmuZvUaxCqqVlZ2Ey6KjKkzmZ5BUJ5Jb90pvMJxGmua+px6wuCKVt5x9TKgNjUyUAr1Bvz/YHIz6Owew",
-	"M3wKM7PQx4QqDRFbMK02nCSszFtf5kXxLVdxXLJhJk1YpFyzmAcHBibrFew0ysw4Y1LpFJWZSHi4nhmB",
-	"DXbKy7i4kOWXTtklwceEKYYvOxVzU7MFdQudmfUhdrbk+1tmvm8+DL08kd7wQQnQaMAIBCSKqETnCJFQ",
-	"2kBAuLq1ydB1NW+GgHCYMR4ak5gvws24LE2xv6qtFuCbMrHTAv3vFIhbniXDvcn5cKNtxqkmOlkbZRxV",
-	"Bq83oiUnW8+7PiaUB7QhWWfcEChNsZxwx1QuCEI31UKSq9zu19fRQNSSB3MpuEhUtAQy01RCTTAPYEGW",
-	"cEmBXCrKdcUltcqp6kQ3SzAbmtW0LJ2gzoiCdi0695pxhxu80omtAmlNJRLh3344fXve678fbD798O+D",
-	"9/3N0YeNv7iQsZntSux+/n01O+uSZ31MCNdMpw4rYAsSAVGg6SftVuLJ+ZNnJuDIoX7f33z64f/3zs62",
-	"zKcvA3/vbuOvTsATzlxJx/mTcdPoN1RPZBpFdITv6bgK3+ZfVyF80gThDdEnTgmdnA+G+zAc+TAc+vDE",
-	"h+992PVhx4eRD314dYL///ziFP8c/uLD51sfhPCBx3Bk/z8qZ47Dked7Qwxin3i+h4zb9XwPQ0F8gPOZ",
-	"Pz+/ODV/D3/xfO/zLYqbwCglhqP0z5EjAa2JrhGXEqtrlC2QbhHhwu7UyCJFgNrPrwA1hNriEepmZiTK",
-	"WMf5aM/3SBBQjCFMXeY3EzI6k+lSTfMwiztaoq9S2NlodE1yXcTnJg6zZRRjyL5TUA7XCA/h6F05OirC",
-	"4KV+bLcYRwRD/096jWNsSUCyVMM55dfmHyuErmJbhc8lUSV+/pDW8E5sbOZAR8sk0Iks1UVCoslB2WFn",
-	"kwAGksrkKlwLeDnujTYMo5F/aOwTJIkWmkRqNbS8TJbWObb5B0xTTSoeEDUfB6bahFxxWYs96C2oFiGB",
-	"a6LELSm79UshIkq4mcmmS2nE2bb4SmKFbydSUh448o1XIvyZRIlR93K9u1rudogX/RTMCb+iDWbw9RuI",
-	"qQS0IFbXZ0JSdsUhA8U3kS2K3bvxKZAF0ghjKMBXe5Pzwc75p58NMR7mQ+gnujDQPCOKOSzSa3pFItRV",
-	"piyACEb+EvR+vRURZ5Qz6sPkfPB0vAG3c8qBQMQ4hTlRYKTp82292Lm7d/9Ib3I+dMyyximnc56a33HG",
-	"GUkiVNd349OSNbXfXh2jq/h1jLbi5PhXz/feTk7s7+f2V/yET1zGtZKLr8hwPbzyGiq13etf5YioUv0a",
-	"5PWm5gJYTJaLtJDRrqV2GL4RkYAez44QSyeGP7lQkpiIKvp8TuSV+7Un0BPhrRSaUxCXAfuf//z9v1Gk",
-	"GpRckaiRyHtdiKwoZi+dzZOKI6YnBbVW4R+jdUJFZ58XEIvwM6OR4PQ3iH//D6K5+P2/AtaEzFJpusjy",
-	"yJq9zp9lvmdOSUjl+iy2qkd+pSiTW7mcEH5qrzPx6+xn7KaNoyZlB74gmrgjh2K7yTqWUiSx9YgRQBmO",
-	"9b5/xY+vVkHTN95RqTr4mBLNsjcaGJU99r0qyA+OBcz25VQTqU/Q/TjEtpZJYiRAQeLgVXc+k2LRvYqh",
-	"RdexNWKYZcz73bErYh1nBFuqL7ZuElZHI1wZ2ToyuE5wVO3EwJ45ntZUuTS0ThULiV/HqDr/PQjWpLQf",
-	"i335djZlAzuuqRPVYinUqUx4QNIspN/vb2a2ICAx3GL8QEkwp2GDtqM1GfSdpjUiSk86FUzcypDaXJym",
-	"XKPB3+xW/4Ep9jOeUEDRxWDZBD86Q6l7RcVWhI4z2innDo1rV8bsSTVkL8ki39Fmn20CQ6LIbKAoV95S",
-	"bKqkpHZvA1mvUo1SVo1AJdqo59B1bKuY+BWxqC66Ruhsn067TbCi1lGviyTZBA6lnop2JSk3ShTrdoK+",
-	"SVcCSTM96VhO/opqb4cYA1HLYFqH2DozUBL7+0S+mbVulbZ88jVAviMRC1vjmoBwYYj3UsjF2kDkeTYa",
-	"c7hFrdp7j7rHV0QbvneDSJXENbeP6wIR+6Jfw3kdCQtQa/0vqbClezQ3dtw+3Ayh93LcG25sgJBwMzLf",
-	"Rhu2D09wY3BnQgY2F8hytRu0hjejdQWud2nvBW20CGsD1Y6B6as1OwKzWZRWrWv7mGFoML2hks3Slg/4",
-	"20m67/bq+AUcNeQNItFxol+mItQuGcflsfm7rwm/Ssj6IOe4Ohq1jS7iiGj6Jq2cd8pF0oi2AvcKKE3i",
-	"NTGbtq/oslk3SbkJqQ2folsJ/Vk2sWNv8fBkk3LkRAjj6ZutAaRRWg4MWp/u27wFgOVlmzBO98WeR0K1",
-	"GCQbh3RQ73TgmtUyf/yvaqhTMI9jyk2jS6NeX5bbmtZ2EGXAfW3O8Bj2utFUZLwBk8uHaBjTscMdWKTd",
-	"hPc18is5Rba8XyJhd25808il2nCLVtOA2L5fSqR+G0eCZEFhd8Gd5K92k91yNORcuAMZjzkS/5vltN++",
-	"elGD8B4o/8Giw+lti+A8JNJNcVoX6WZ5QQcGTktDm9KLJiof18KDLHKa64VpdgtnzuDpeCUyyDcbI8Ne",
-	"fDc6p9z5dqEyP5o65Sr23B0xmGgz6RBLpJuvdrQL75rWrgBgC6gPsQIpSnerhfQF1XPhkLofT08nYB+C",
-	"FpCYaewWIpHa7JM6jVZbk+ZqRp5IR6fJz3MqqWPR9bJeNESmaNkV/JxyTVRfOkKyolW+NSBLh6EHXhAW",
-	"OQWEJu+IdrUvHb41e1JpS43ZfM567GNJZ+yT3UI7fAumyK3MEJFoeHM0cZI/3YJztkqRT+V02WyImVlB",
-	"JFqxkBpCH77dauszuWdPCWexo2AlIqbmiAL0bBFfAYluyVId5GjOKQc7zrk/+GXQv3NuCcZzwburYsZj",
-	"t1jkeyb18Ixfpxu+q7i9kSfPnE2A92hzbVJJYxAnEdFcqIDtwwACouY+DCEgMvRhBDciCeZU+rADwRwd",
-	"sQ+7EEgaMu3DHmhJuJrh8+9hIS5ZlB3isBv+369vo3Zn4/aJuzqJmdOvBDOu5QGk25cKlduUEzAatPVK",
-	"w3GcZmv9Jtidg13TqmtyRNRuyGeERfk++vOMqR1MF6u90hDwanJNeVZ5LTntDiuoslPu6G+LPr/7t7n5",
-	"nkqCgCo1S6J7E6SpR66KRBqZezXyNa7s5M+HZvY39SZNyw1JOQ+y8IAEmt2Y3UVMWN2tRyVCOQ5PuXqR",
-	"7RtpNSTLDvdh0O/7MNjt+zDETzv9XR92BvhpgJ9G+GmEn3bwE47bxXG7u/2NjnJTa11ua0h2tFRoypE+",
-	"3aOMgjJjrSW7TDRdm3B0bFR2Tb1C/Wtb/3hoVHZt+tabg7JpdSOsyuMTEeVbLVpcU25O3tkGK8HLJVMF",
-	"ihIZzGm4D+ne1wCs9/OzH4bW/eXfR6DnTNpDI8v813Gi50KyzzQEUnxMH5bFOlum2G0bFh9HxcdiQqfk",
-	"n9JP+ke9iBrPjvx4+tPrBx0Vw5l/aZl4zPMSppBA4O3kGIha6VxrWsCY0CCRTC+nKKupL6BEUok4u4um",
-	"5pyF4WXG2JShuKaReeNBzCzFmnOtY3tOkzm7IfKZTw6npzCeHMFwqw+9UAQJRhnZ2QuTippHYgbD/nB3",
-	"czDcHPU39g0gg73iRETe0TcTiTzjl4linCoFaV8lVfDPv/8jb1UAwqvNCgegKA8L4WQch6ARkdYaZnbS",
-	"tMxdUX3GcbG3k+MDex7Y/B6KW25C9EAojTxSJKKqmJWo2olFs3t3gPOl9XHLXcLDM55JEAWm8c3Ji5fb",
-	"KFpbZ/yMn86ZgoxawFS6McivIgpKJDKwaigTPc+a+DdjFlPMzy3xfhDmKJOy1fkgYjgRIqHn9IzTRRIR",
-	"LeR3qKfyhkpLixlB6GS55yPbLO1dXImCvlvb8fXVNi67vbW1dbGRAm2P4xoJQrrClRRJrMpcvFxCOdVC",
-	"gDA4VcAFxETP1UGa/+i5gksaiVu4pZKe8WAuFMooD6gPmDFtwWH10AxcJhourssV6AvglIYKLjKdNwP3",
-	"4ZkRZzhL+v1RYITffKQXB5bvddvWe3M02cjYkP1o95bt0RoSmE4/Q4ZDe6YFyWjDfHtPgfn5wlT/otZT",
-	"zKUzPBtbkJWkQNzYk1FnPKZyMwPCnukxEmboujN8aicncHFCtVxujmeayou0GwkzkEDwUG0Y0hOew3WL",
-	"9DUAnHGm4GJn+PTCNw3ncwo/Mc6UlsvvlNFle3pEbZ2Zs6FMRzS72aCs7uhmsuqVh98xXY4pJzHz9r3R",
-	"Vn9rZFOduTFU2zfD7UyTtjNBM+5P2PpazmjM9lw9Tukxd6r0MxEuH+1QekvX7l3Vu2qZ0PoB+WG//20h",
-	"SYtXjkPz1eatvCndjEv7Kt3r5QjkB/LReS4W6Hb2vR+ajKxpOTb2QhXNyyHRxKTY5Eqhl54cT0+9Dzhj",
-	"heHGlHxZ2aG7M8dF6Dr+a1vFze8Uee/GqxiyvXpVx92He3FOBJrqTWWOt3fnYPvxeJPp0U96+9Mi6j5n",
-	"LaxwCUJlBPRMV3zGNbOZ2woX9FbO6G98vRgdlxzi5dKcpipdjlIWmR8OXRKDDr2TeZjiwG9uGsrNLH+e",
-	"Wag0pTSYhIzotyRL12dCQnFA5QBiEUWVg4EmL/l6lpsDhuj1Vu98sAEZugdXVNbBgNgMPDchR2En05Hn",
-	"6Q+yHkfhfa3Gwxlb3apoZy1GdY/Estopp8Q2phWJijnvZAKO2kHS9Qp8k7bwlJW4itIxB5J3oTAR2TCv",
-	"dH6VqTTq6fctEFk0Y6oQg2F/lIW8lePFjMNFWhW4sEFMo4BkfUatBuRxbPafYjBW+qjWGA2mwPDt6yUr",
-	"W7ksTebM0hVhPD2mnPJezIx7SKPJDsYgz606OYi89ejbe4mVLqev5nwczh4UfpTuwsnDDrPheC8ZLhdK",
-	"GgKP0pBapFGAYBKNcrcREHX9CNbrhJr7JEoSRtBi2PuFJi9eNouSbfrZTIttjW4kzzS9b6yuq01VDYpa",
-	"XJnxYPKlRSRv//2HMjFrN3JAoqjZK72VJG4+Q9roBz4mVKYlzbUaWrTEf3sVXT2v8OdZZ8dRgAa22yIV",
-	"hnQKh9NHMNBmXdSd8vUEuSLZBS+X0HI4xTjftOpqqlHN+pZKw/aX9MBCp+itdGrh3iFcdrPhHxXAuU5Y",
-	"tPHyEWO4qStwK6qapsXGduxnnrZ0O6Jap8AFy7bN+O0vxRGA7lw8sT2PD+ai321o6ZLIezL+s93av7ef",
-	"LV0K57rX0DXQL+VHvZCaj6aMyyHhn1n8SMl3+QrMf/79H0Bcl+z5mS03lyc5Lg7IhLXN1KeOQW3nG9PN",
-	"Fr/eqPgNDX5Th+qfYO8b2zMbTES2W4EGH5Pmx7D3uDiQaqPmQTnbSm9Fq3YrURLMaxe+NVv5XBAEzxpn",
-	"O0mCbTz8Y0Sh2tf558pCreHyDxeGexZjcvZ+yU9UtXuAaa1b4n7Gv7g195s7cXfDaDs/HtGDPzfHwHW9",
-	"BFOwRkhHg3WrKS6xaNv0gXRhlDnh8H+AT9WTGA42/Tynep7eNFhWH9sR8wgMw3nqTOpZq7exwq0DyCxM",
-	"dmFp6ba1t7G4HzfLxz7WMbRyqPNfm6cr513aK1Wq2FpNNeJxwmg7sb2vMe/WKDVaQa/CWtNqgE6RBUlE",
-	"5Mb9WJnEogsX38bi2zLwD9iUwgg0bbkwZcAefshqvzubo0cIek/T6XtiNmMBIxFIGlAW6/Tid6v8hT0w",
-	"2+gaIkqU7d/I7u0qX/BVY2a1flJtv3n/AUlt+y0sj6oUQfRNJ0epOyNFGLLW3bSH3DTg7G9vD4bfb/W3",
-	"+luD/Sf9J08NK1OAnA3uPxyeOlpqFLWn39Nr4xETzKcc76O7Xz+BCQruPtz9bwAAAP//",
-}
-
-// decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,
-// after base64-decoding and flate-decompressing the embedded blob.
-func decodeSpec() ([]byte, error) {
-	encoded := strings.Join(swaggerSpec, "")
-	compressed, err := base64.StdEncoding.DecodeString(encoded)
-	if err != nil {
-		return nil, fmt.Errorf("error base64 decoding spec: %w", err)
-	}
-	zr := flate.NewReader(bytes.NewReader(compressed))
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(zr); err != nil {
-		return nil, fmt.Errorf("read flate: %w", err)
-	}
-	if err := zr.Close(); err != nil {
-		return nil, fmt.Errorf("close flate reader: %w", err)
-	}
-
-	return buf.Bytes(), nil
-}
-
-var rawSpec = decodeSpecCached()
-
-// a naive cache of the decoded OpenAPI spec
-func decodeSpecCached() func() ([]byte, error) {
-	data, err := decodeSpec()
-	return func() ([]byte, error) {
-		return data, err
-	}
-}
-
-// Constructs a synthetic filesystem for resolving external references when loading openapi specifications.
-func PathToRawSpec(pathToFile string) map[string]func() ([]byte, error) {
-	res := make(map[string]func() ([]byte, error))
-	if len(pathToFile) > 0 {
-		res[pathToFile] = rawSpec
-	}
-
-	return res
-}
-
-// GetSpec returns the OpenAPI specification corresponding to the generated
-// code in this file. External references in the spec are resolved through
-// PathToRawSpec; externally-referenced files must be embedded in their
-// corresponding Go packages (via the import-mapping feature). URL-based
-// external refs are not supported.
-func GetSpec() (swagger *openapi3.T, err error) {
-	resolvePath := PathToRawSpec("")
-
-	loader := openapi3.NewLoader()
-	loader.IsExternalRefsAllowed = true
-	loader.ReadFromURIFunc = func(loader *openapi3.Loader, url *url.URL) ([]byte, error) {
-		pathToFile := url.String()
-		pathToFile = path.Clean(pathToFile)
-		getSpec, ok := resolvePath[pathToFile]
-		if !ok {
-			err1 := fmt.Errorf("path not found: %s", pathToFile)
-			return nil, err1
-		}
-		return getSpec()
-	}
-	var specData []byte
-	specData, err = rawSpec()
-	if err != nil {
-		return
-	}
-	swagger, err = loader.LoadFromData(specData)
-	if err != nil {
-		return
-	}
-	return
-}
-
-// GetSpecJSON returns the raw JSON bytes of the embedded OpenAPI
-// specification: decompressed but not unmarshaled. External references
-// are not resolved here; the bytes are the spec exactly as embedded by
-// codegen. The result is cached at package init time, so repeated calls
-// are cheap.
-func GetSpecJSON() ([]byte, error) {
-	return rawSpec()
-}
-
-// GetSwagger returns the OpenAPI specification corresponding to the
-// generated code in this file.
-//
-// Deprecated: GetSwagger predates kin-openapi renaming openapi3.Swagger
-// to openapi3.T. Use [GetSpec] instead. This wrapper is retained for
-// backwards compatibility.
-func GetSwagger() (*openapi3.T, error) {
-	return GetSpec()
 }

@@ -1,4 +1,4 @@
-package bench
+package main
 
 import (
 	"fmt"
@@ -12,6 +12,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/ksef-pipeline/ksef-pipeline/internal/bench"
 )
 
 var palette = []color.Color{
@@ -21,14 +23,14 @@ var palette = []color.Color{
 	color.RGBA{R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
 }
 
-// WriteChart draws throughput against worker replicas and the latency percentiles of the
+// writeChart draws throughput against worker replicas and the latency percentiles of the
 // end-to-end runs side by side, as a PNG.
-func (r *Report) WriteChart(w io.Writer) error {
-	left, err := r.throughputPlot()
+func writeChart(w io.Writer, r *bench.Report) error {
+	left, err := throughputPlot(r)
 	if err != nil {
 		return err
 	}
-	right, err := r.latencyPlot()
+	right, err := latencyPlot(r)
 	if err != nil {
 		return err
 	}
@@ -47,14 +49,14 @@ func (r *Report) WriteChart(w io.Writer) error {
 
 // throughputPlot: invoices/s of the zero-latency runs, in-process and with 1, 2, 4 replicas;
 // and the raw JetStream floor and the baseline for scale.
-func (r *Report) throughputPlot() (*plot.Plot, error) {
+func throughputPlot(r *bench.Report) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("Throughput, no KSeF latency (%d CPUs)", r.Machine.CPUs)
 	p.Y.Label.Text = "accepted invoices / s"
 	var names []string
 	var vals plotter.Values
 	for _, e := range r.E2E {
-		if e.Latency == ZeroLatency && e.Rate == 0 {
+		if e.Latency == bench.ZeroLatency && e.Rate == 0 {
 			label := "in-process"
 			if e.Visualize {
 				label += "\n+PDF"
@@ -89,7 +91,7 @@ func (r *Report) throughputPlot() (*plot.Plot, error) {
 
 // latencyPlot: p50, p95, p99 of submitted -> accepted per end-to-end run, in milliseconds on a
 // log scale (paced runs are tens of milliseconds, flooded ones seconds of queueing).
-func (r *Report) latencyPlot() (*plot.Plot, error) {
+func latencyPlot(r *bench.Report) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "Latency submitted → accepted"
 	p.Y.Label.Text = "milliseconds (log scale)"
@@ -136,9 +138,9 @@ func (r *Report) latencyPlot() (*plot.Plot, error) {
 	return p, nil
 }
 
-func shortName(e E2E) string {
+func shortName(e bench.E2E) string {
 	s := "no lat."
-	if e.Latency != ZeroLatency {
+	if e.Latency != bench.ZeroLatency {
 		s = "KSeF lat."
 	}
 	if e.Visualize {
