@@ -24,6 +24,7 @@ import (
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/buildinfo"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/embedded"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/telemetry"
@@ -80,12 +81,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cmd == "demo" && settings.SessionCloseIdle == 0 {
 		settings.SessionCloseIdle = 2 * time.Second // UPOs promptly, for the report
 	}
-	opts := pipeline.EmbeddedOptions{Dir: *dataDir, Settings: settings, Log: log}
+	opts := embedded.Options{Dir: *dataDir, Settings: settings, Log: log}
 	if !*external {
 		opts.Emulator = &emulator.Config{ProcessingDelay: 300 * time.Millisecond, StorageDelay: 500 * time.Millisecond,
 			Logger: &log, Limits: emulator.LimitConfig{Disabled: settings.KSeF.Limits == "off", Multiplier: limitMultiplier(settings)}}
 	}
-	e, err := pipeline.StartEmbedded(ctx, opts)
+	e, err := embedded.Start(ctx, opts)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/embedded"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
@@ -39,7 +40,7 @@ type env struct {
 	dir  string
 	cfg  envConfig
 	vars map[string]string // the settings, as environment variables
-	e    *pipeline.Embedded
+	e    *embedded.Pipeline
 
 	cancel context.CancelFunc
 	runErr chan error
@@ -84,7 +85,7 @@ func startEnv(ctx context.Context, dir string, cfg envConfig) (*env, error) {
 		s.KSeF.Now, s.KSeF.Sleep = cfg.Clock.Now, cfg.Clock.Sleep
 		kopts = append(kopts, ksef.WithClock(cfg.Clock.Now, cfg.Clock.Sleep))
 	}
-	e, err := pipeline.StartEmbedded(ctx, pipeline.EmbeddedOptions{Dir: dir, Settings: s, Emulator: &em, Log: cfg.Log, KSeFOptions: kopts})
+	e, err := embedded.Start(ctx, embedded.Options{Dir: dir, Settings: s, Emulator: &em, Log: cfg.Log, KSeFOptions: kopts})
 	if err != nil {
 		return nil, err
 	}

@@ -6,15 +6,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 	"io"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
+
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/downloader"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/names"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
 )
@@ -403,8 +405,8 @@ type lastQuery struct {
 	HWM           *time.Time `json:"high_water_mark,omitempty"`
 }
 
-// marksBucket names the downloader's KV bucket (internal/pipeline: <stream>_MARKS).
-func marksBucket(cfg natsx.Config) string { return natsx.StreamName(cfg.SubjectPrefix) + "_MARKS" }
+// marksBucket names the downloader's KV bucket.
+func marksBucket(cfg natsx.Config) string { return names.KV(cfg.SubjectPrefix, names.Marks) }
 
 // readMarks reads the marks of nip and subject ("" for all), keyed "<nip>.<subject type>".
 func readMarks(ctx context.Context, cn *conn, nip, subject string) ([]markRow, error) {

@@ -17,9 +17,9 @@ import (
 
 	openapi_types "github.com/oapi-codegen/runtime/types"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/embedded"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
-	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
@@ -93,7 +93,7 @@ func ptrInt(i int) *int { return &i }
 
 // Run submits the invoices to a started embedded pipeline, follows them, queries the buyer's
 // invoices and writes a report. The pipeline's workers must be running.
-func Run(ctx context.Context, e *pipeline.Embedded, o Options) (*Result, error) {
+func Run(ctx context.Context, e *embedded.Pipeline, o Options) (*Result, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -216,7 +216,7 @@ func Run(ctx context.Context, e *pipeline.Embedded, o Options) (*Result, error) 
 	return res, nil
 }
 
-func report(w io.Writer, e *pipeline.Embedded, res *Result) {
+func report(w io.Writer, e *embedded.Pipeline, res *Result) {
 	path := func(ref *events.ObjectRef) string {
 		if ref == nil {
 			return "-"

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ratelimit"
-	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 )
 
@@ -219,14 +218,4 @@ func (c *Clients) For(_ context.Context, nip string) (*ksef.Client, error) {
 	}
 	c.clients[nip] = cl
 	return cl, nil
-}
-
-// Outcome maps a failed KSeF call to a worker's result: a request limit or a 429 snoozes the
-// message for as long as KSeF asks (not a failure), anything else is a failure worth retrying,
-// described by what.
-func Outcome(err error, what string) error {
-	if d, ok := ratelimit.Pause(err); ok {
-		return worker.Snooze(d)
-	}
-	return fmt.Errorf("%s: %w", what, err)
 }

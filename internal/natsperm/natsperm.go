@@ -18,30 +18,22 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/names"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
-	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
 )
 
-// Users of the configuration.
+// Users of the configuration: the workers' users are named after the workers.
 const (
 	Admin      = "admin"
 	ERP        = "erp"
-	Sender     = "sender"
-	Poller     = "poller"
-	Downloader = "downloader"
-	Visualizer = "visualizer"
+	Sender     = names.Sender
+	Poller     = names.Poller
+	Downloader = names.Downloader
+	Visualizer = names.Visualizer
 	// SenderBatch is the sender's second durable consumer (its batch assembler), used by the
 	// sender user.
-	SenderBatch = "sender-batch"
-)
-
-// KV bucket suffixes (pipeline.kvName: <stream>_<suffix>).
-const (
-	kvState    = "STATE"
-	kvLimits   = "LIMITS"
-	kvMarks    = "MARKS"
-	kvSessions = "SESSIONS"
+	SenderBatch = names.SenderBatch
 )
 
 // User is one user's permissions. Admin has none: everything is allowed.
@@ -68,10 +60,14 @@ func Inbox(user string) string { return "_INBOX_" + user }
 // Users are the users for subject prefix prefix (KSEF_SUBJECT_PREFIX).
 func Users(prefix string) []User {
 	subj := events.Subjects{Prefix: prefix}
-	stream := natsx.StreamName(prefix)
-	kvName := func(what string) string { return stream + "_" + what }
-	failures := worker.FailuresBucket(stream)
-	allKV := []string{kvName(kvState), kvName(kvLimits), kvName(kvMarks), kvName(kvSessions), failures}
+	stream := names.Stream(prefix)
+	kvName := func(b names.Bucket) string { return names.KV(prefix, b) }
+	failures := names.Failures(prefix)
+	var allKV []string
+	for _, b := range names.Buckets() {
+		allKV = append(allKV, kvName(b))
+	}
+	allKV = append(allKV, failures)
 	s := func(bare ...string) []string {
 		out := make([]string, len(bare))
 		for i, b := range bare {
@@ -83,18 +79,18 @@ func Users(prefix string) []User {
 		{name: Sender, comment: "sends invoices: the send, a rejection, a closed session, the batch queue, its dead letters",
 			events:    s(events.TypeInvoiceSent, events.TypeInvoiceRejected, events.TypeSessionClosed, events.TypeBatchQueued+".>", "dlq."+events.TypeInvoiceSubmitted, "dlq."+events.TypeBatchQueued+".>"),
 			consumers: []string{Sender, SenderBatch},
-			kv:        []string{kvName(kvState), kvName(kvLimits), kvName(kvSessions)},
+			kv:        []string{kvName(names.State), kvName(names.Limits), kvName(names.Sessions)},
 			// The ledger of open sessions is listed with an ordered consumer of its bucket, which
 			// has no durable consumer to harm.
-			extra: []string{"$JS.API.CONSUMER.CREATE.KV_" + kvName(kvSessions) + ".>", "$JS.API.CONSUMER.DELETE.KV_" + kvName(kvSessions) + ".>", "$JS.FC.KV_" + kvName(kvSessions) + ".>"}},
+			extra: []string{"$JS.API.CONSUMER.CREATE.KV_" + kvName(names.Sessions) + ".>", "$JS.API.CONSUMER.DELETE.KV_" + kvName(names.Sessions) + ".>", "$JS.FC.KV_" + kvName(names.Sessions) + ".>"}},
 		{name: Poller, comment: "outcomes, stored UPOs, resubmissions of invoices KSeF cancelled, invoices put back after a failed batch package, dead letters",
 			events:    s(events.TypeInvoiceAccepted, events.TypeInvoiceRejected, events.TypeSessionUpoStored, events.TypeInvoiceSubmitted, events.TypeBatchQueued+".>", "dlq."+events.TypeInvoiceSent, "dlq."+events.TypeSessionClosed),
 			consumers: []string{Poller},
-			kv:        []string{kvName(kvState), kvName(kvLimits)}},
+			kv:        []string{kvName(names.State), kvName(names.Limits)}},
 		{name: Downloader, comment: "downloaded invoices, completed queries, dead letters; query marks",
 			events:    s(events.TypeInvoiceDownloaded, events.TypeQueryCompleted, "dlq."+events.TypeQueryRequested),
 			consumers: []string{Downloader},
-			kv:        []string{kvName(kvMarks), kvName(kvLimits)}},
+			kv:        []string{kvName(names.Marks), kvName(names.Limits)}},
 		{name: Visualizer, comment: "renderings and dead letters; no KSeF calls, no shared state",
 			events:    s(events.TypeInvoiceVisualized, "dlq."+events.TypeInvoiceAccepted, "dlq."+events.TypeInvoiceDownloaded, "dlq."+events.TypeVisualizeRequested),
 			consumers: []string{Visualizer}},

@@ -4,13 +4,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/embedded/natsserver"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestBindOnly: a bound client looks up what exists and creates nothing; what is missing, or a
 // consumer provisioned otherwise than the worker wants, is an error.
 func TestBindOnly(t *testing.T) {
-	srv, err := RunEmbedded(EmbeddedOptions{Dir: t.TempDir(), Port: -1})
+	srv, err := natsserver.Run(natsserver.Options{Dir: t.TempDir(), Port: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,7 @@
-// Package natsx holds all of the pipeline's NATS code: configuration from
-// the environment, connecting (credentials, nkeys, TLS, reconnecting
-// forever), an embedded nats-server for single-process runs and tests, the
-// pipeline's JetStream stream, key-value buckets, and the event
-// [Publisher].
+// Package natsx holds all of the pipeline's NATS client code (an in-process server is in
+// internal/embedded/natsserver): configuration from the environment, connecting (credentials,
+// nkeys, TLS, reconnecting forever), the pipeline's JetStream stream, key-value buckets, and the
+// event [Publisher].
 //
 // # Settings
 //

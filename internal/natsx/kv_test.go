@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/embedded/natsserver"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -13,7 +14,7 @@ import (
 // leader; a bound worker finding direct gets still on is told to provision, not left reading
 // from followers.
 func TestKVLeaderReads(t *testing.T) {
-	srv, err := RunEmbedded(EmbeddedOptions{Dir: t.TempDir(), Port: -1})
+	srv, err := natsserver.Run(natsserver.Options{Dir: t.TempDir(), Port: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/embedded/natsserver"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/testenv"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
@@ -334,7 +335,7 @@ func TestConnectWaitsForServer(t *testing.T) {
 		done <- result{nc, err}
 	}()
 	time.Sleep(300 * time.Millisecond)
-	s, err := natsx.RunEmbedded(natsx.EmbeddedOptions{Dir: t.TempDir(), Port: port})
+	s, err := natsserver.Run(natsserver.Options{Dir: t.TempDir(), Port: port})
 	if err != nil {
 		t.Fatal(err)
 	}

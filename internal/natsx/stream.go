@@ -4,28 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ksef-pipeline/ksef-pipeline/internal/names"
 )
 
-// StreamName returns the name of the pipeline's stream: "KSEF" without a
-// prefix, otherwise "KSEF_" and the prefix in upper case with characters
-// other than letters and digits replaced by "_" ("acme.prod" ->
-// "KSEF_ACME_PROD").
-func StreamName(prefix string) string {
-	if prefix == "" {
-		return "KSEF"
-	}
-	b := []byte("KSEF_" + strings.ToUpper(prefix))
-	for i, c := range b {
-		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-			b[i] = '_'
-		}
-	}
-	return string(b)
-}
+// StreamName returns the name of the pipeline's stream (see names.Stream).
+func StreamName(prefix string) string { return names.Stream(prefix) }
 
 // StreamConfig returns the configuration EnsureStreams applies: one stream
 // over all events and dead letters under the prefix, limits retention

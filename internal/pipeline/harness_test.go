@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/embedded"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
@@ -52,7 +53,7 @@ type options struct {
 // loopback HTTP, a real MinIO (buckets of its own), and the runtime whose workers Run starts.
 type pipe struct {
 	t      *testing.T
-	e      *pipeline.Embedded
+	e      *embedded.Pipeline
 	rt     *pipeline.Runtime
 	em     *emulator.Emulator
 	log    zerolog.Logger
@@ -103,7 +104,7 @@ func start(t *testing.T, o options) *pipe {
 	w := &testWriter{t: t}
 	t.Cleanup(w.stop) // runs last: logging stops after every worker has
 	log := zerolog.New(w).Level(zerolog.WarnLevel).With().Timestamp().Logger()
-	e, err := pipeline.StartEmbedded(t.Context(), pipeline.EmbeddedOptions{Dir: t.TempDir(), Settings: s, Emulator: &emCfg,
+	e, err := embedded.Start(t.Context(), embedded.Options{Dir: t.TempDir(), Settings: s, Emulator: &emCfg,
 		Log: log, KSeFOptions: o.ksefOptions})
 	if err != nil {
 		t.Fatalf("starting the pipeline: %v", err)

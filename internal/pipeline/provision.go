@@ -5,57 +5,43 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/names"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
-// kvBuckets are the pipeline's KV buckets and their TTLs, as OpenWithTelemetry ensures them.
-// leader: read from the bucket's leader (natsx.KVLeaderReads).
-var kvBuckets = []struct {
-	what   string
-	ttl    time.Duration
-	leader bool
-}{{"STATE", 90 * 24 * time.Hour, true}, {"LIMITS", 2 * time.Hour, false}, {"MARKS", 0, true}, {"SESSIONS", 24 * time.Hour, true}}
-
-// consumerConfig is the named worker's consumer and run settings, for Run and for provisioning
-// the consumer ahead (one description, so that natsx.BindOnly finds what it expects).
-func (r *Runtime) consumerConfig(name string) worker.Config {
-	subj := r.Settings.NATS.Subjects()
-	switch name {
-	case Sender:
-		return r.workerConfig(Sender, 256, subj.InvoiceSubmitted())
-	case SenderBatch:
-		// The batch assembler holds the queue messages of the invoices in its packages until
-		// each package is sent, without a handler each: up to two packages at once.
-		cfg := r.workerConfig(SenderBatch, 16, subj.BatchQueuedAll())
-		cfg.MaxAckPending = r.Settings.Batch.MaxAckPending()
-		return cfg
-	case Poller:
-		cfg := r.workerConfig(Poller, 32, subj.InvoiceSent(), subj.SessionClosed())
-		// Every invoice KSeF is still processing holds a snoozed message, and snoozed messages
-		// count toward MaxAckPending: room for ten full batch packages stuck in processing
-		// before other contexts' invoices wait (nats-server#6093). A package failed as a whole
-		// is resolved at once (its invoices are put back), so it holds none for long.
-		cfg.MaxAckPending = 100_000
-		return cfg
-	case Downloader:
-		return r.workerConfig(Downloader, max(r.Settings.Downloader.Concurrency, 1), subj.QueryRequested())
-	case Visualizer:
-		return r.workerConfig(Visualizer, 4, subj.InvoiceAccepted(), subj.InvoiceDownloaded(), subj.InvoiceVisualize())
+// ensureKV creates or updates the pipeline's KV bucket b as every process expects it: replicated
+// like the stream (losing the node holding a bucket of one replica would stop every worker,
+// whatever the stream survives); an invoice's state kept 90 days, limiter windows two hours
+// (they reach back one), open sessions a day, marks forever; and the buckets whose reads decide
+// (state, sessions, marks) read from their leader, since a follower may not have the last write.
+func ensureKV(ctx context.Context, js jetstream.JetStream, cfg natsx.Config, b names.Bucket) (jetstream.KeyValue, error) {
+	opts := []natsx.KVOption{natsx.KVReplicas(cfg.WithDefaults().Replicas)}
+	if b != names.Limits {
+		opts = append(opts, natsx.KVLeaderReads())
 	}
-	panic("pipeline: no consumer for worker " + name)
+	var ttl time.Duration
+	switch b {
+	case names.State:
+		ttl = 90 * 24 * time.Hour
+	case names.Limits:
+		ttl = 2 * time.Hour
+	case names.Sessions:
+		ttl = 24 * time.Hour
+	}
+	return natsx.EnsureKV(ctx, js, names.KV(cfg.SubjectPrefix, b), ttl, opts...)
 }
 
-// consumerConfigs are the durable consumers Run creates (the sender's batch assembler's unless
-// batch is off).
+// consumerConfigs are the durable consumers Run creates, as the workers describe them (the
+// sender's batch assembler's unless batch is off): one description, so that natsx.BindOnly
+// finds what it expects.
 func (r *Runtime) consumerConfigs() []worker.Config {
-	names := append(Workers(), SenderBatch)
-	if r.Settings.Batch.Disabled {
-		names = Workers()
-	}
-	out := make([]worker.Config, len(names))
-	for i, n := range names {
-		out[i] = r.consumerConfig(n)
+	var out []worker.Config
+	for _, name := range Workers() {
+		for _, spec := range workers()[name].consumers(r.Settings) {
+			out = append(out, r.workerConfig(spec))
+		}
 	}
 	return out
 }
@@ -85,18 +71,11 @@ func Provision(ctx context.Context, s Settings) ([]string, error) {
 		return made, err
 	}
 	made = append(made, "stream "+erp.CachedInfo().Config.Name)
-	// Every bucket is replicated like the stream (see OpenWithTelemetry).
-	replicas := natsx.KVReplicas(cfg.WithDefaults().Replicas)
-	for _, b := range kvBuckets {
-		name := kvName(cfg, b.what)
-		opts := []natsx.KVOption{replicas}
-		if b.leader {
-			opts = append(opts, natsx.KVLeaderReads())
-		}
-		if _, err := natsx.EnsureKV(ctx, js, name, b.ttl, opts...); err != nil {
+	for _, b := range names.Buckets() {
+		if _, err := ensureKV(ctx, js, cfg, b); err != nil {
 			return made, err
 		}
-		made = append(made, "kv "+name)
+		made = append(made, "kv "+names.KV(cfg.SubjectPrefix, b))
 	}
 	r := &Runtime{Settings: s}
 	for _, wc := range r.consumerConfigs() {

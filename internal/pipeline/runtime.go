@@ -16,32 +16,28 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/ksef-pipeline/ksef-pipeline/internal/downloader"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/invoicestate"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/names"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
-	"github.com/ksef-pipeline/ksef-pipeline/internal/poller"
-	"github.com/ksef-pipeline/ksef-pipeline/internal/sender"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/telemetry"
-	"github.com/ksef-pipeline/ksef-pipeline/internal/visualizer"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/fa3"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 )
 
-// Worker names, also their durable consumers' names.
+// Worker names (see names), for the pipeline's callers.
 const (
-	Sender     = "sender"
-	Poller     = "poller"
-	Downloader = "downloader"
-	Visualizer = "visualizer"
-	// SenderBatch is the sender's batch assembler, run with the sender (not a worker of its own).
-	SenderBatch = "sender-batch"
+	Sender      = names.Sender
+	Poller      = names.Poller
+	Downloader  = names.Downloader
+	Visualizer  = names.Visualizer
+	SenderBatch = names.SenderBatch
 )
 
 // Workers lists every worker.
-func Workers() []string { return []string{Sender, Poller, Downloader, Visualizer} }
+func Workers() []string { return names.Workers() }
 
 // Runtime is an open pipeline environment: connections and shared components.
 type Runtime struct {
@@ -66,11 +62,6 @@ type Runtime struct {
 
 	// KSeFOptions are added to every KSeF client (set before Open, e.g. a metrics observer).
 	ksefOptions []ksef.Option
-}
-
-// kvName names a KV bucket of the pipeline after its stream, so prefixed tenants stay apart.
-func kvName(cfg natsx.Config, what string) string {
-	return natsx.StreamName(cfg.SubjectPrefix) + "_" + what
 }
 
 // Open connects to NATS and storage and builds the shared components. Close releases them.
@@ -101,32 +92,27 @@ func OpenWithTelemetry(ctx context.Context, s Settings, log zerolog.Logger, tel 
 	}
 	r.Publisher = natsx.NewPublisher(r.JS, s.NATS)
 	r.pub = tel.Publisher(r.Publisher)
-	// Every bucket is replicated like the stream: losing the node holding a bucket of one replica
-	// would stop every worker, whatever the stream survives. The buckets whose reads decide
-	// (state, sessions, marks) are read from their leader: a follower may not have the last write.
-	replicas := natsx.KVReplicas(s.NATS.WithDefaults().Replicas)
-	stateKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "STATE"), 90*24*time.Hour, replicas, natsx.KVLeaderReads())
+	need, err := needsOf(s)
 	if err != nil {
 		return fail(err)
 	}
-	r.States = invoicestate.NewStore(natsx.NewCAS(stateKV), nil)
-	// Limiter windows reach back an hour; a key idle for two is worthless.
-	limitsKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "LIMITS"), 2*time.Hour, replicas)
-	if err != nil {
-		return fail(err)
+	kv := map[names.Bucket]*natsx.CAS{}
+	for _, b := range names.Buckets() {
+		if !need.buckets[b] {
+			continue
+		}
+		bucket, err := ensureKV(ctx, r.JS, s.NATS, b)
+		if err != nil {
+			return fail(err)
+		}
+		kv[b] = natsx.NewCAS(bucket)
 	}
-	marksKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "MARKS"), 0, replicas, natsx.KVLeaderReads())
-	if err != nil {
-		return fail(err)
+	if cas := kv[names.State]; cas != nil {
+		r.States = invoicestate.NewStore(cas, nil)
 	}
-	r.Marks = natsx.NewCAS(marksKV)
-	sessionsKV, err := natsx.EnsureKV(ctx, r.JS, kvName(s.NATS, "SESSIONS"), 24*time.Hour, replicas, natsx.KVLeaderReads())
-	if err != nil {
-		return fail(err)
-	}
-	r.Sessions = natsx.NewCAS(sessionsKV)
-	if !s.NoKSeF {
-		if r.Clients, err = ksefconn.NewClients(s.KSeF, natsx.NewCAS(limitsKV), append(slices.Clip(ksefOptions), tel.KSeFOptions()...)...); err != nil {
+	r.Marks, r.Sessions = kv[names.Marks], kv[names.Sessions]
+	if kv[names.Limits] != nil {
+		if r.Clients, err = ksefconn.NewClients(s.KSeF, kv[names.Limits], append(slices.Clip(ksefOptions), tel.KSeFOptions()...)...); err != nil {
 			return fail(err)
 		}
 		r.Clients.SetHooks(ksefconn.Hooks{Transport: tel.Tracing.Transport, LimitWait: tel.Metrics.LimitWait})
@@ -139,24 +125,26 @@ func OpenWithTelemetry(ctx context.Context, s Settings, log zerolog.Logger, tel 
 	if err := storage.WaitBuckets(ctx, r.Store, b.Invoices, b.UPO, b.QueryParts, b.Visualizations); err != nil {
 		return fail(fmt.Errorf("creating buckets: %w", err))
 	}
-	if s.SchemaDir == "" && s.SchemaFetch {
+	if s.SchemaDir == "" && s.SchemaFetch && need.schema {
 		s.SchemaDir, err = fetchSchemas(ctx, s.SchemaCache)
 		if err != nil {
 			log.Error().Err(err).Msg("fetching the FA(3) schema set failed")
 		}
 		r.Settings.SchemaDir = s.SchemaDir
 	}
-	if r.Validator, err = fa3.NewValidator(s.SchemaDir); err != nil {
-		return fail(fmt.Errorf("loading the FA(3) schema from %q: %w", s.SchemaDir, err))
-	}
-	if !r.Validator.SchemaValidated() {
-		log.Warn().Str(EnvSchemaDir, s.SchemaDir).Msg("NO FA(3) SCHEMA: invoices are checked only structurally, " +
-			"not against the XSD; KSeF may still reject them with 430. Set " + EnvSchemaDir + " to the Ministry's FA schema directory")
+	if need.validator {
+		if r.Validator, err = fa3.NewValidator(s.SchemaDir); err != nil {
+			return fail(fmt.Errorf("loading the FA(3) schema from %q: %w", s.SchemaDir, err))
+		}
+		if !r.Validator.SchemaValidated() {
+			log.Warn().Str(EnvSchemaDir, s.SchemaDir).Msg("NO FA(3) SCHEMA: invoices are checked only structurally, " +
+				"not against the XSD; KSeF may still reject them with 430. Set " + EnvSchemaDir + " to the Ministry's FA schema directory")
+		}
 	}
 	// NATS's status is free to read; storage and KSeF are asked at most every few seconds.
 	tel.Health.AddCheck("nats", 0, telemetry.NATSCheck(r.NC))
 	tel.Health.AddCheck("storage", 5*time.Second, telemetry.StorageCheck(r.Store, b.Invoices))
-	if !s.NoKSeF {
+	if r.Clients != nil {
 		ksefCheck, err := telemetry.DialCheck(s.KSeF.APIURL)
 		if err != nil {
 			return fail(err)
@@ -203,13 +191,10 @@ func (r *Runtime) Close() {
 	}
 }
 
-func (r *Runtime) workerConfig(name string, defaultConcurrency int, subjects ...string) worker.Config {
-	c := worker.Config{Name: name, Subjects: subjects, NATS: r.Settings.NATS, Concurrency: defaultConcurrency,
-		AckWait: r.Settings.AckWait, MaxFailures: r.Settings.MaxFailures, DrainTimeout: r.Settings.DrainTimeout}
-	if r.Settings.Concurrency > 0 {
-		c.Concurrency = r.Settings.Concurrency
-	}
-	return c
+// workerConfig is spec run with the settings common to every worker.
+func (r *Runtime) workerConfig(spec worker.Spec) worker.Config {
+	return spec.Config(worker.Config{NATS: r.Settings.NATS, Concurrency: r.Settings.Concurrency,
+		AckWait: r.Settings.AckWait, MaxFailures: r.Settings.MaxFailures, DrainTimeout: r.Settings.DrainTimeout})
 }
 
 // sendLease bounds how long a send may be in flight: the request timeout, the limiter's wait and
@@ -240,79 +225,44 @@ func (r *Runtime) Run(ctx context.Context, names ...string) error {
 	ctx = r.Log.WithContext(ctx)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	type job struct {
-		cfg        worker.Config
-		handler    worker.Handler
-		closeFn    func(context.Context)
-		background func(context.Context)
-	}
-	var jobs []job
+	var specs []worker.Spec
 	for _, name := range names {
-		switch name {
-		case Sender:
-			batch := r.Settings.Batch
-			batch.Open = r.Telemetry.Metrics.OpenSessions(telemetry.ModeBatch)
-			s := sender.New(sender.Config{Layout: r.Layout, Pool: sender.PoolConfig{CloseIdle: r.Settings.SessionCloseIdle,
-				Open: r.Telemetry.Metrics.OpenSessions(telemetry.ModeOnline), Ledger: sender.NewLedger(r.Sessions, nil)},
-				Batch: batch, Log: r.Log.With().Str("worker", Sender).Logger(),
-				SendLease: r.sendLease(), BlockOnWarnings: r.Settings.BlockOnWarnings, CheckNIPs: r.Settings.Production(),
-				Warned: r.Telemetry.Metrics.InvoiceWarned},
-				r.clientFor, r.States, r.Store, r.Validator, r.pub)
-			jobs = append(jobs, job{r.consumerConfig(Sender), s.Handle, s.Close, s.RunIdleCloser})
-			if !batch.Disabled {
-				jobs = append(jobs, job{cfg: r.consumerConfig(SenderBatch), handler: s.HandleBatch, closeFn: s.CloseBatch})
-			}
-		case Poller:
-			p := poller.New(poller.Config{Layout: r.Layout, Deadline: r.Settings.OutcomeDeadline, Requeue: sender.QueueItem},
-				r.clientFor, r.Store, r.States, r.pub)
-			jobs = append(jobs, job{cfg: r.consumerConfig(Poller), handler: p.Handle})
-		case Downloader:
-			dcfg := r.Settings.Downloader.Config
-			dcfg.Layout = r.Layout
-			d, err := downloader.New(dcfg, downloader.Deps{
-				Clients: func(ctx context.Context, nip string) (downloader.KSeF, error) { return r.clientFor(ctx, nip) },
-				Store:   r.Store, Publisher: r.pub, Marks: r.Marks,
-			})
-			if err != nil {
-				return err
-			}
-			jobs = append(jobs, job{cfg: r.consumerConfig(Downloader), handler: d.Handler()})
-		case Visualizer:
-			renderer, err := r.renderer()
-			if err != nil {
-				return err
-			}
-			v := visualizer.New(visualizer.Config{Accepted: r.Settings.VisualizeAccepted, Downloaded: r.Settings.VisualizeDownloaded,
-				Format: r.Settings.VisualizeFormat, Language: r.Settings.VisualizeLanguage, Environment: r.Settings.QREnvironment,
-				Layout: r.Layout}, renderer, r.Store, r.pub)
-			jobs = append(jobs, job{cfg: r.consumerConfig(Visualizer), handler: v.Handle})
-		default:
-			return fmt.Errorf("unknown worker %q (want one of %v)", name, Workers())
+		if _, err := lookupWorker(name); err != nil {
+			return err
 		}
+		if len(r.Settings.Workers) > 0 && !slices.Contains(r.Settings.Workers, name) {
+			return fmt.Errorf("worker %s: the runtime was opened for %v only", name, r.Settings.Workers)
+		}
+		ss, err := builders()[name](r)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		specs = append(specs, ss...)
 	}
 	var wg sync.WaitGroup
-	errs := make([]error, len(jobs))
-	for i, j := range jobs {
+	errs := make([]error, len(specs))
+	for i, spec := range specs {
 		wg.Add(1)
-		if j.background != nil {
+		if spec.Background != nil {
 			wg.Add(1)
-			go func() { defer wg.Done(); j.background(ctx) }()
+			go func() { defer wg.Done(); spec.Background(ctx) }()
 		}
-		hooks := r.Telemetry.Worker(j.cfg.Name, r.consumerInfo(j.cfg.Name))
-		j.cfg.OnSettled = hooks.OnSettled
+		cfg := r.workerConfig(spec)
+		hooks := r.Telemetry.Worker(cfg.Name, r.consumerInfo(cfg.Name))
+		cfg.OnSettled = hooks.OnSettled
 		go func() {
 			defer wg.Done()
 			hooks.Probe.Running()
-			err := worker.Run(ctx, r.JS, j.cfg, j.handler, hooks.Middleware...)
+			err := worker.Run(ctx, r.JS, cfg, spec.Handler, hooks.Middleware...)
 			hooks.Probe.Stopped(err)
-			if j.closeFn != nil {
+			if spec.Close != nil {
 				// Close pooled KSeF sessions even though ctx is done, so their UPOs can be fetched.
 				cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-				j.closeFn(cctx)
+				spec.Close(cctx)
 				ccancel()
 			}
 			if err != nil && ctx.Err() == nil {
-				errs[i] = fmt.Errorf("%s: %w", j.cfg.Name, err)
+				errs[i] = fmt.Errorf("%s: %w", cfg.Name, err)
 				cancel()
 			}
 		}()
@@ -332,8 +282,8 @@ func ParseWorkers(s string) ([]string, error) {
 		if name == "" {
 			continue
 		}
-		if !slices.Contains(Workers(), name) {
-			return nil, fmt.Errorf("unknown worker %q (want one of %v)", name, Workers())
+		if _, err := lookupWorker(name); err != nil {
+			return nil, err
 		}
 		out = append(out, name)
 	}

@@ -9,7 +9,7 @@ import (
 // CallsKSeF reports whether the named worker calls the KSeF API and so needs the contexts'
 // tokens. The visualizer renders locally: it gets no token and opens no KSeF client, so that a
 // flaw in rendering third-party content cannot reach them.
-func CallsKSeF(name string) bool { return name != Visualizer }
+func CallsKSeF(name string) bool { return workers()[name].ksef }
 
 // tokenEnv are the settings that carry KSeF tokens.
 var tokenEnv = []string{ksefconn.EnvTokens, ksefconn.EnvTokensFile}

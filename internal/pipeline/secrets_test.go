@@ -3,14 +3,19 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/names"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/testenv"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
 )
@@ -46,6 +51,20 @@ func TestWorkerEnvTokens(t *testing.T) {
 	}
 }
 
+// openLocal opens a runtime of s on a fresh embedded NATS server with storage in a temporary
+// directory.
+func openLocal(t *testing.T, s Settings) *Runtime {
+	t.Helper()
+	_, s.NATS.URL = testenv.NATS(t)
+	s.Storage.Backend, s.Storage.Dir = "local", filepath.Join(t.TempDir(), "objects")
+	rt, err := Open(t.Context(), s, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rt.Close)
+	return rt
+}
+
 // TestNoKSeFRuntime: a runtime opened for the visualizer builds no KSeF clients, does not make
 // its readiness depend on KSeF, and a KSeF-calling handler in it fails permanently.
 func TestNoKSeFRuntime(t *testing.T) {
@@ -56,23 +75,64 @@ func TestNoKSeFRuntime(t *testing.T) {
 	}
 	s.NoKSeF = true
 	s.KSeF.APIURL = "http://127.0.0.1:1" // nothing listens: a KSeF check would be down
-	e, err := StartEmbedded(ctx, EmbeddedOptions{Dir: t.TempDir(), Settings: s, Log: zerolog.Nop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(e.Close)
-	if e.Runtime.Clients != nil {
+	rt := openLocal(t, s)
+	if rt.Clients != nil {
 		t.Error("KSeF clients were built")
 	}
-	rep := e.Runtime.Telemetry.Health.Ready(ctx)
+	rep := rt.Telemetry.Health.Ready(ctx)
 	if _, down := rep.Down["ksef"]; down || slices.Contains(rep.Up, "ksef") {
 		t.Errorf("readiness checks KSeF: %+v", rep)
 	}
-	_, err = e.Runtime.clientFor(ctx, "5261040828")
+	_, err = rt.clientFor(ctx, "5261040828")
 	if err == nil || worker.DeadLetterKind(err) != events.KindPermanent {
 		t.Errorf("clientFor: %v, want a permanent error", err)
 	}
-	if _, err := os.Stat(e.ObjectsDir); errors.Is(err, fs.ErrNotExist) {
+	if _, err := os.Stat(rt.Settings.Storage.Dir); errors.Is(err, fs.ErrNotExist) {
 		t.Error("the runtime did not open its storage")
+	}
+}
+
+// TestOpenOnlyWhatWorkersNeed: Open makes the KV buckets, KSeF clients and FA(3) validator of
+// the selected workers only (a visualizer replica: none of them), and Run refuses a worker it
+// was not opened for.
+func TestOpenOnlyWhatWorkersNeed(t *testing.T) {
+	s, err := SettingsFromEnv(func(string) string { return "" }, os.ReadFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		workers []string
+		kv      []names.Bucket
+	}{
+		{[]string{Visualizer}, nil},
+		{[]string{Sender}, []names.Bucket{names.State, names.Limits, names.Sessions}},
+		{[]string{Poller, Downloader}, []names.Bucket{names.State, names.Limits, names.Marks}},
+		{nil, names.Buckets()},
+	} {
+		t.Run(fmt.Sprint(tc.workers), func(t *testing.T) {
+			s := s
+			s.Workers = tc.workers
+			rt := openLocal(t, s)
+			var kv []names.Bucket
+			for n := range rt.JS.KeyValueStoreNames(t.Context()).Name() {
+				kv = append(kv, names.Bucket(strings.TrimPrefix(n, names.Stream("")+"_")))
+			}
+			slices.Sort(kv)
+			want := slices.Sorted(slices.Values(tc.kv))
+			if !slices.Equal(kv, want) {
+				t.Errorf("KV buckets %v, want %v", kv, want)
+			}
+			sends := tc.workers == nil || slices.Contains(tc.workers, Sender)
+			if (rt.Validator != nil) != sends || (rt.Sessions != nil) != sends {
+				t.Errorf("validator %v, sessions %v; want them only with the sender", rt.Validator != nil, rt.Sessions != nil)
+			}
+			if (rt.Clients != nil) != slices.ContainsFunc(tc.kv, func(b names.Bucket) bool { return b == names.Limits }) {
+				t.Errorf("KSeF clients %v with buckets %v", rt.Clients != nil, tc.kv)
+			}
+		})
+	}
+	rt := openLocal(t, func() Settings { s := s; s.Workers = []string{Visualizer}; return s }())
+	if err := rt.Run(t.Context(), Sender); err == nil {
+		t.Error("a visualizer's runtime ran the sender")
 	}
 }

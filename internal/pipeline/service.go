@@ -58,6 +58,7 @@ func ServiceMain(ctx context.Context, name string, args []string, getenv func(st
 		return err
 	}
 	s.NoKSeF = !CallsKSeF(name)
+	s.Workers = []string{name}
 	tcfg, err := telemetry.ConfigFromEnv(name, getenv)
 	if err != nil {
 		return err

@@ -75,6 +75,10 @@ type Settings struct {
 	OutcomeDeadline time.Duration
 	LogLevel        zerolog.Level
 
+	// Workers are the workers this process runs: Open makes only the KV buckets, KSeF clients
+	// and FA(3) validator they need (nil: every worker's).
+	Workers []string
+
 	// NoKSeF: the process calls no KSeF API, so it builds no clients, reads no tokens and does
 	// not check KSeF's reachability (the visualizer's service; see WorkerEnv).
 	NoKSeF bool

@@ -22,7 +22,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/invoicestate"
-	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/names"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/ratelimit"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
@@ -119,16 +120,33 @@ func New(cfg Config, clients func(ctx context.Context, nip string) (*ksef.Client
 		timing: newTiming()}
 }
 
+// Consumer describes the poller's durable consumer, without a handler (for provisioning it ahead).
+func Consumer(subj events.Subjects) worker.Spec {
+	// Every invoice KSeF is still processing holds a snoozed message, and snoozed messages count
+	// toward MaxAckPending: room for ten full batch packages stuck in processing before other
+	// contexts' invoices wait (nats-server#6093). A package failed as a whole is resolved at
+	// once (its invoices are put back), so it holds none for long.
+	return worker.Spec{Name: names.Poller, Subjects: []string{subj.InvoiceSent(), subj.SessionClosed()},
+		Concurrency: 32, MaxAckPending: 100_000}
+}
+
+// Spec is the poller's consumer with its handler.
+func (p *Poller) Spec(subj events.Subjects) worker.Spec {
+	spec := Consumer(subj)
+	spec.Handler = p.Handle
+	return spec
+}
+
 // Handle dispatches the poller's events.
 func (p *Poller) Handle(ctx context.Context, m *worker.Message) error {
-	switch ev := m.Event.(type) {
-	case *events.InvoiceSent:
-		return p.Sent(ctx, ev, m.Deliveries)
-	case *events.SessionClosed:
-		return p.SessionClosed(ctx, ev, m.Deliveries)
-	default:
-		return worker.Permanent(fmt.Errorf("poller: unexpected event %T", m.Event))
-	}
+	return worker.Routes(
+		worker.On(func(ctx context.Context, ev *events.InvoiceSent, m *worker.Message) error {
+			return p.Sent(ctx, ev, m.Deliveries)
+		}),
+		worker.On(func(ctx context.Context, ev *events.SessionClosed, m *worker.Message) error {
+			return p.SessionClosed(ctx, ev, m.Deliveries)
+		}),
+	)(ctx, m)
 }
 
 // later is the snooze before asking again after n deliveries: exponential with jitter.
@@ -167,7 +185,7 @@ func (p *Poller) Sent(ctx context.Context, ev *events.InvoiceSent, deliveries in
 		info, failed, err = p.batchStatus(ctx, client, ev)
 		switch {
 		case err != nil:
-			return ksefconn.Outcome(err, "asking for the invoice status")
+			return worker.SnoozeOr(ratelimit.Pause, fmt.Errorf("asking for the invoice status: %w", err))
 		case failed != nil:
 			return p.packageFailed(ctx, ev, failed)
 		// The session's list is fetched anew at most every BatchListTTL: while a package is
@@ -316,7 +334,7 @@ func (p *Poller) onlineStatus(ctx context.Context, client *ksef.Client, ev *even
 		start := p.cfg.Now()
 		info, err := client.InvoiceStatus(ctx, id)
 		if err != nil {
-			return nil, ksefconn.Outcome(err, "asking for the invoice status")
+			return nil, worker.SnoozeOr(ratelimit.Pause, fmt.Errorf("asking for the invoice status: %w", err))
 		}
 		age := start.Sub(sent)
 		code := ksef.StatusCode(info.Status.Code)
@@ -402,7 +420,7 @@ func (p *Poller) duplicate(ctx context.Context, client *ksef.Client, ev *events.
 			return p.later(deliveries) // not downloadable yet right after acceptance (api#96)
 		}
 		if err != nil {
-			return ksefconn.Outcome(err, "fetching the original of a duplicate")
+			return worker.SnoozeOr(ratelimit.Pause, fmt.Errorf("fetching the original of a duplicate: %w", err))
 		}
 		d := kcrypto.NewDigest()
 		_, err = io.Copy(d, io.LimitReader(body, 8<<20))
@@ -413,7 +431,7 @@ func (p *Poller) duplicate(ctx context.Context, client *ksef.Client, ev *events.
 		if d.Sum() == ev.InvoiceHash {
 			dup, err := p.original(ctx, client, info, original)
 			if err != nil {
-				return ksefconn.Outcome(err, "finding the original of a duplicate")
+				return worker.SnoozeOr(ratelimit.Pause, fmt.Errorf("finding the original of a duplicate: %w", err))
 			}
 			return p.accept(ctx, ev, dup, true)
 		}
@@ -591,7 +609,7 @@ func (p *Poller) SessionClosed(ctx context.Context, ev *events.SessionClosed, de
 		return p.noUPO(ctx, client, ev, deliveries)
 	}
 	if err != nil {
-		return ksefconn.Outcome(err, "fetching the UPO")
+		return worker.SnoozeOr(ratelimit.Pause, fmt.Errorf("fetching the UPO: %w", err))
 	}
 	defer body.Close()
 	// UPOs are paged at 10,000 entries: a few MB at most.
@@ -624,7 +642,7 @@ func (p *Poller) SessionClosed(ctx context.Context, ev *events.SessionClosed, de
 func (p *Poller) noUPO(ctx context.Context, client *ksef.Client, ev *events.SessionClosed, deliveries int) error {
 	info, err := client.SessionStatus(ctx, ev.SessionID)
 	if err != nil {
-		return ksefconn.Outcome(err, "asking for the session status")
+		return worker.SnoozeOr(ratelimit.Pause, fmt.Errorf("asking for the session status: %w", err))
 	}
 	// A batch session with no invoices listed may still be unpacking its package, unless its
 	// status says the package failed as a whole (4xx): then none will ever be.

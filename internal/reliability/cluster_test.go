@@ -25,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/embedded/natsserver"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
@@ -205,7 +206,7 @@ func (c *cluster) startNATS() error {
 		if c.o.natsConfig != "" {
 			c.nats, err = runConfigured(c.o.natsConfig, filepath.Join(c.dir, "nats"), c.port)
 		} else {
-			c.nats, err = natsx.RunEmbedded(natsx.EmbeddedOptions{Dir: filepath.Join(c.dir, "nats"), Port: c.port})
+			c.nats, err = natsserver.Run(natsserver.Options{Dir: filepath.Join(c.dir, "nats"), Port: c.port})
 		}
 		if err == nil {
 			return nil

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/invoicestate"
-	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/ratelimit"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
 	kcrypto "github.com/ksef-pipeline/ksef-pipeline/pkg/crypto"
@@ -152,10 +152,10 @@ func sourceID(sourceDigest string) string {
 // HandleBatch is the worker handler of batch.queued: the batch assembler. It holds each queue
 // message (worker.Message.Hold) until the invoice's package was sent.
 func (s *Sender) HandleBatch(ctx context.Context, m *worker.Message) error {
-	q, ok := m.Event.(*events.BatchQueued)
-	if !ok {
-		return worker.Permanent(fmt.Errorf("sender: unexpected event %T", m.Event))
-	}
+	return worker.For(s.assemble)(ctx, m)
+}
+
+func (s *Sender) assemble(ctx context.Context, q *events.BatchQueued, m *worker.Message) error {
 	if s.batch == nil {
 		return worker.Snooze(time.Minute) // batches are off here; another replica may take it
 	}
@@ -493,7 +493,7 @@ func (b *batcher) send(ctx context.Context, items []*batchItem) {
 	}
 	info, key, err := client.NewEncryption(ctx)
 	if err != nil {
-		b.release(items, ksefconn.Outcome(err, "batch: encryption key"))
+		b.release(items, worker.SnoozeOr(ratelimit.Pause, fmt.Errorf("batch: encryption key: %w", err)))
 		return
 	}
 	defer key.Zero()
@@ -512,7 +512,7 @@ func (b *batcher) send(ctx context.Context, items []*batchItem) {
 	})
 	if err != nil {
 		// An open whose answer was lost leaves a session nobody closes: KSeF never processes it.
-		b.release(items, ksefconn.Outcome(err, "batch: opening the session"))
+		b.release(items, worker.SnoozeOr(ratelimit.Pause, fmt.Errorf("batch: opening the session: %w", err)))
 		return
 	}
 	sessionID := opened.Id
@@ -675,7 +675,7 @@ func fetchSessionFact(ctx context.Context, client *ksef.Client, sessionID string
 		return f, nil
 	}
 	if err != nil {
-		return nil, ksefconn.Outcome(err, "batch: reconciling with session "+sessionID)
+		return nil, worker.SnoozeOr(ratelimit.Pause, fmt.Errorf("batch: reconciling with session %s: %w", sessionID, err))
 	}
 	switch {
 	case info.SessionStatus == ksefapi.Active:
@@ -688,7 +688,7 @@ func fetchSessionFact(ctx context.Context, client *ksef.Client, sessionID string
 	}
 	list, err := client.SessionInvoices(ctx, sessionID)
 	if err != nil && !ksef.HasCode(err, ksef.CodeSessionUnknown) {
-		return nil, ksefconn.Outcome(err, "batch: reconciling with session "+sessionID)
+		return nil, worker.SnoozeOr(ratelimit.Pause, fmt.Errorf("batch: reconciling with session %s: %w", sessionID, err))
 	}
 	for i := range list {
 		if list[i].InvoiceHash != nil {

@@ -19,7 +19,6 @@ import (
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/fa3wire"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/invoicestate"
-	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ratelimit"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
@@ -122,15 +121,6 @@ func (s *Sender) sessionClosed(ctx context.Context, cs ClosedSession) {
 	if err := s.pub.Publish(ctx, ev, nil); err != nil {
 		log.Error().Err(err).Str("session_id", cs.SessionID).Msg("publishing session.closed failed; its UPO will not be fetched")
 	}
-}
-
-// Handle is the worker handler of invoice.submitted.
-func (s *Sender) Handle(ctx context.Context, m *worker.Message) error {
-	ev, ok := m.Event.(*events.InvoiceSubmitted)
-	if !ok {
-		return worker.Permanent(fmt.Errorf("sender: unexpected event %T", m.Event))
-	}
-	return s.Submit(ctx, ev)
 }
 
 // Submit sends one submitted invoice, at most once.
@@ -294,7 +284,7 @@ func (s *Sender) sendOnline(ctx context.Context, ev *events.InvoiceSubmitted, sn
 		return we
 	}
 	if err != nil {
-		return ksefconn.Outcome(err, "opening a KSeF session")
+		return worker.SnoozeOr(ratelimit.Pause, fmt.Errorf("opening a KSeF session: %w", err))
 	}
 	if err := stored.failed(); err != nil {
 		// The XML could not be stored: nothing is sent that could not be announced.
@@ -344,7 +334,7 @@ func (s *Sender) sendOnline(ctx context.Context, ev *events.InvoiceSubmitted, sn
 			zerolog.Ctx(ctx).Info().Str("session_id", lease.Session.ID).Msg("KSeF ended the session; sending in a new one")
 			return worker.Snooze(0)
 		}
-		return ksefconn.Outcome(err, "sending")
+		return worker.SnoozeOr(ratelimit.Pause, fmt.Errorf("sending: %w", err))
 	}
 	lease.Release(ctx, true, false)
 	ref, err := stored.wait()
@@ -390,7 +380,7 @@ func (s *Sender) sessionEnded(ctx context.Context, lease *Lease, ke *ksef.Error)
 func (s *Sender) reconcile(ctx context.Context, nip string, st *invoicestate.State, hash string) (*ksefapi.InvoiceInfo, error) {
 	lease, err := s.pool.Acquire(ctx, nip)
 	if err != nil {
-		return nil, ksefconn.Outcome(err, "opening a KSeF session")
+		return nil, worker.SnoozeOr(ratelimit.Pause, fmt.Errorf("opening a KSeF session: %w", err))
 	}
 	client := lease.Client
 	lease.Release(ctx, false, false)
@@ -399,7 +389,7 @@ func (s *Sender) reconcile(ctx context.Context, nip string, st *invoicestate.Sta
 		if ksef.HasCode(err, ksef.CodeSessionUnknown) {
 			return nil, nil // the session never existed for KSeF: nothing was sent in it
 		}
-		return nil, ksefconn.Outcome(err, "reconciling an earlier send")
+		return nil, worker.SnoozeOr(ratelimit.Pause, fmt.Errorf("reconciling an earlier send: %w", err))
 	}
 	for i := range list {
 		if list[i].InvoiceHash != nil && *list[i].InvoiceHash == hash {

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/embedded/natsserver"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
@@ -126,7 +127,7 @@ func startStack(t *testing.T) *stack {
 
 func (st *stack) startNATS(port int) {
 	st.t.Helper()
-	ns, err := natsx.RunEmbedded(natsx.EmbeddedOptions{Dir: st.natsDir, Port: port})
+	ns, err := natsserver.Run(natsserver.Options{Dir: st.natsDir, Port: port})
 	if err != nil {
 		st.t.Fatal(err)
 	}

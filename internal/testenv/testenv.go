@@ -18,11 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/embedded/natsserver"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 )
 
 // RepoRoot returns the repository's root: the nearest directory above the working directory
@@ -83,7 +82,7 @@ func SchemaDir(t testing.TB) string {
 // when the test ends.
 func NATS(t testing.TB) (*server.Server, string) {
 	t.Helper()
-	s, err := natsx.RunEmbedded(natsx.EmbeddedOptions{Dir: t.TempDir(), Port: -1})
+	s, err := natsserver.Run(natsserver.Options{Dir: t.TempDir(), Port: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

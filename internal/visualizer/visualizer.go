@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/names"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/storage"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/worker"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
@@ -70,26 +71,40 @@ type job struct {
 	requested bool
 }
 
+// Consumer describes the visualizer's durable consumer, without a handler (for provisioning it
+// ahead): rendering is CPU-bound, so a replica renders a few invoices at once.
+func Consumer(subj events.Subjects) worker.Spec {
+	return worker.Spec{Name: names.Visualizer, Subjects: []string{subj.InvoiceAccepted(), subj.InvoiceDownloaded(), subj.InvoiceVisualize()},
+		Concurrency: 4}
+}
+
+// Spec is the visualizer's consumer with its handler.
+func (v *Visualizer) Spec(subj events.Subjects) worker.Spec {
+	spec := Consumer(subj)
+	spec.Handler = v.Handle
+	return spec
+}
+
 // Handle is the worker handler.
 func (v *Visualizer) Handle(ctx context.Context, m *worker.Message) error {
-	var j job
-	switch ev := m.Event.(type) {
-	case *events.InvoiceAccepted:
-		if !v.cfg.Accepted && !ev.Visualize {
-			return nil
-		}
-		j = job{meta: ev.Meta, ksefNumber: ev.KsefNumber, xml: ev.XML, format: v.cfg.Format, language: v.cfg.Language}
-	case *events.InvoiceDownloaded:
-		if !v.cfg.Downloaded {
-			return nil
-		}
-		j = job{meta: ev.Meta, ksefNumber: ev.KsefNumber, xml: ev.XML, format: v.cfg.Format, language: v.cfg.Language}
-	case *events.VisualizeRequested:
-		j = job{meta: ev.Meta, ksefNumber: ev.KsefNumber, xml: ev.XML, format: ev.Format, language: ev.Language, offline: ev.Offline, requested: true}
-	default:
-		return worker.Permanent(fmt.Errorf("visualizer: unexpected event %T", m.Event))
-	}
-	return v.render(ctx, j)
+	return worker.Routes(
+		worker.On(func(ctx context.Context, ev *events.InvoiceAccepted, _ *worker.Message) error {
+			if !v.cfg.Accepted && !ev.Visualize {
+				return nil
+			}
+			return v.render(ctx, job{meta: ev.Meta, ksefNumber: ev.KsefNumber, xml: ev.XML, format: v.cfg.Format, language: v.cfg.Language})
+		}),
+		worker.On(func(ctx context.Context, ev *events.InvoiceDownloaded, _ *worker.Message) error {
+			if !v.cfg.Downloaded {
+				return nil
+			}
+			return v.render(ctx, job{meta: ev.Meta, ksefNumber: ev.KsefNumber, xml: ev.XML, format: v.cfg.Format, language: v.cfg.Language})
+		}),
+		worker.On(func(ctx context.Context, ev *events.VisualizeRequested, _ *worker.Message) error {
+			return v.render(ctx, job{meta: ev.Meta, ksefNumber: ev.KsefNumber, xml: ev.XML, format: ev.Format, language: ev.Language,
+				offline: ev.Offline, requested: true})
+		}),
+	)(ctx, m)
 }
 
 func (v *Visualizer) render(ctx context.Context, j job) error {

@@ -12,6 +12,7 @@
 //	DeadLetter(kind, err)    dead letter, Term         cleared
 //	panic                    as an error (kind "panic" when it spends the budget)
 //	undecodable message      dead letter (malformed, unknown_version, invalid), Term
+//	event of another type    dead letter (invalid), Term: handlers made with For or Routes
 //	m.Hold(), then nil       held: InProgress heartbeats until settle(err), then as above for err
 //
 // A held message frees its handler's slot: a batch assembler can keep thousands of messages

@@ -64,6 +64,15 @@ func DeadLetter(kind events.ErrorKind, err error) error {
 	return &deadLetterError{kind: kind, err: nonNil(err)}
 }
 
+// SnoozeOr is err as a handler's result: a snooze when pause finds in it a reason to wait rather
+// than a failure (ratelimit.Pause: a request limit or a 429, for as long as KSeF asks), else err.
+func SnoozeOr(pause func(error) (time.Duration, bool), err error) error {
+	if d, ok := pause(err); ok {
+		return Snooze(d)
+	}
+	return err
+}
+
 // PanicError is what a recovered panic becomes.
 type PanicError struct {
 	Value any

@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/names"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/events"
 )
@@ -169,10 +170,6 @@ func ExponentialBackoff(base, max time.Duration) func(int) time.Duration {
 	}
 }
 
-// FailuresBucket is the KV bucket holding failure counts of the stream's
-// consumers.
-func FailuresBucket(stream string) string { return stream + "_failures" }
-
 type runner struct {
 	cfg     Config
 	js      jetstream.JetStream
@@ -191,7 +188,7 @@ type runner struct {
 // The durable pull consumer (explicit acks, MaxDeliver unlimited) is
 // created or updated to cfg. JetStream counts every delivery, snoozes
 // included, so it cannot tell failures from snoozes; Run counts failures
-// itself in a KV bucket (FailuresBucket), keyed by consumer and stream
+// itself in a KV bucket (names.Failures), keyed by consumer and stream
 // sequence, and dead-letters once the budget is spent.
 //
 // Handlers run behind these middlewares, outermost first: mw (in order),
@@ -249,7 +246,7 @@ func ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (jetstream.
 	if err != nil {
 		return nil, nil, fmt.Errorf("worker %s: consumer: %w", cfg.Name, err)
 	}
-	kv, err := natsx.EnsureKV(ctx, js, FailuresBucket(stream), cfg.FailureTTL, natsx.KVReplicas(cfg.NATS.WithDefaults().Replicas))
+	kv, err := natsx.EnsureKV(ctx, js, names.Failures(cfg.NATS.SubjectPrefix), cfg.FailureTTL, natsx.KVReplicas(cfg.NATS.WithDefaults().Replicas))
 	if err != nil {
 		return nil, nil, fmt.Errorf("worker %s: %w", cfg.Name, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/demo"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/embedded"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
@@ -53,7 +54,7 @@ func SchemaDir() (string, error) {
 
 // Pipeline is a running pipeline.
 type Pipeline struct {
-	Embedded   *pipeline.Embedded
+	Embedded   *embedded.Pipeline
 	NATSURL    string
 	ObjectsDir string
 	Buckets    storage.Buckets
@@ -94,7 +95,7 @@ func Start(ctx context.Context, dir string, log io.Writer) (*Pipeline, error) {
 	em := &emulator.Config{ProcessingDelay: 50 * time.Millisecond, StorageDelay: 100 * time.Millisecond,
 		Limits: emulator.LimitConfig{Disabled: true}, TempDir: tmp}
 	logger := zerolog.New(log).Level(zerolog.WarnLevel).With().Timestamp().Logger()
-	e, err := pipeline.StartEmbedded(ctx, pipeline.EmbeddedOptions{Dir: dir, Settings: s, Emulator: em, Log: logger})
+	e, err := embedded.Start(ctx, embedded.Options{Dir: dir, Settings: s, Emulator: em, Log: logger})
 	if err != nil {
 		return nil, err
 	}

@@ -1,33 +1,34 @@
-package pipeline
+// Package embedded runs a whole pipeline in one process: a real NATS server, the KSeF emulator
+// and the workers. It is the main job's (cmd/ksef-pipeline), the demo's and the benchmark's; the
+// worker services and ksefctl do not import it, so they link neither nats-server nor the emulator.
+package embedded
 
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/rs/zerolog"
 
+	"github.com/ksef-pipeline/ksef-pipeline/internal/embedded/natsserver"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/emulator"
 	"github.com/ksef-pipeline/ksef-pipeline/internal/ksefconn"
-	"github.com/ksef-pipeline/ksef-pipeline/internal/natsx"
+	"github.com/ksef-pipeline/ksef-pipeline/internal/pipeline"
 	"github.com/ksef-pipeline/ksef-pipeline/pkg/ksef"
 )
 
-// EmbeddedOptions configure a whole pipeline in one process: a real NATS server with JetStream,
+// Options configure a whole pipeline in one process: a real NATS server with JetStream,
 // storage in a local directory (unless Settings choose S3), the KSeF emulator on a loopback
 // port (unless Settings.KSeF.APIURL points elsewhere and Emulator is nil), and the workers.
-type EmbeddedOptions struct {
+type Options struct {
 	// Dir holds NATS's JetStream files, the local object store and the emulator's files.
 	Dir string
 	// Settings are the pipeline's settings; NATS.URL is filled in, and so are the storage
 	// directory and the KSeF URL when they are empty or local.
-	Settings Settings
+	Settings pipeline.Settings
 	// Emulator configures the in-process emulator; nil runs none (KSeF is at Settings.KSeF.APIURL).
 	// Its Tokens are filled from Settings.KSeF.Tokens when empty.
 	Emulator *emulator.Config
@@ -36,26 +37,26 @@ type EmbeddedOptions struct {
 	KSeFOptions []ksef.Option
 }
 
-// Embedded is a running single-process pipeline.
-type Embedded struct {
+// Pipeline is a running single-process pipeline.
+type Pipeline struct {
 	NATS        *server.Server
 	Emulator    *emulator.Emulator
 	EmulatorURL string
-	Runtime     *Runtime
+	Runtime     *pipeline.Runtime
 	ObjectsDir  string // the local object store's directory ("" with S3)
 
-	httpSrv *http.Server
+	emulatorSrv *http.Server
 }
 
-// StartEmbedded starts NATS and the emulator and opens the runtime; Run starts the workers.
-func StartEmbedded(ctx context.Context, o EmbeddedOptions) (*Embedded, error) {
+// Start starts NATS and the emulator and opens the runtime; Run starts the workers.
+func Start(ctx context.Context, o Options) (*Pipeline, error) {
 	if o.Dir == "" {
-		return nil, errors.New("pipeline: EmbeddedOptions.Dir is required")
+		return nil, errors.New("embedded: Options.Dir is required")
 	}
-	e := &Embedded{}
-	fail := func(err error) (*Embedded, error) { e.Close(); return nil, err }
+	e := &Pipeline{}
+	fail := func(err error) (*Pipeline, error) { e.Close(); return nil, err }
 	var err error
-	if e.NATS, err = natsx.RunEmbedded(natsx.EmbeddedOptions{Dir: filepath.Join(o.Dir, "nats"), Port: -1}); err != nil {
+	if e.NATS, err = natsserver.Run(natsserver.Options{Dir: filepath.Join(o.Dir, "nats"), Port: -1}); err != nil {
 		return fail(err)
 	}
 	s := o.Settings
@@ -81,16 +82,9 @@ func StartEmbedded(ctx context.Context, o EmbeddedOptions) (*Embedded, error) {
 		if cfg.DataDir == "" {
 			cfg.DataDir = filepath.Join(o.Dir, "emulator")
 		}
-		if e.Emulator, err = emulator.New(cfg); err != nil {
-			return fail(fmt.Errorf("starting the emulator: %w", err))
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
+		if err := e.startEmulator(cfg); err != nil {
 			return fail(err)
 		}
-		e.EmulatorURL = "http://" + ln.Addr().String()
-		e.httpSrv = &http.Server{Handler: e.Emulator.Handler(), ReadHeaderTimeout: 10 * time.Second}
-		go e.httpSrv.Serve(ln)
 		s.KSeF.APIURL = e.EmulatorURL
 	}
 	if s.KSeF.APIURL == "" {
@@ -99,33 +93,26 @@ func StartEmbedded(ctx context.Context, o EmbeddedOptions) (*Embedded, error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return fail(err)
 	}
-	if e.Runtime, err = Open(ctx, s, o.Log, o.KSeFOptions...); err != nil {
+	if e.Runtime, err = pipeline.Open(ctx, s, o.Log, o.KSeFOptions...); err != nil {
 		return fail(err)
 	}
 	return e, nil
 }
 
 // Run runs the named workers (all when none are named) until ctx ends.
-func (e *Embedded) Run(ctx context.Context, names ...string) error {
+func (e *Pipeline) Run(ctx context.Context, names ...string) error {
 	if len(names) == 0 {
-		names = Workers()
+		names = pipeline.Workers()
 	}
 	return e.Runtime.Run(ctx, names...)
 }
 
-// Close stops everything StartEmbedded started.
-func (e *Embedded) Close() {
+// Close stops everything Start started.
+func (e *Pipeline) Close() {
 	if e.Runtime != nil {
 		e.Runtime.Close()
 	}
-	if e.httpSrv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		e.httpSrv.Shutdown(ctx)
-		cancel()
-	}
-	if e.Emulator != nil {
-		e.Emulator.Close()
-	}
+	e.stopEmulator()
 	if e.NATS != nil {
 		e.NATS.Shutdown()
 		e.NATS.WaitForShutdown()
