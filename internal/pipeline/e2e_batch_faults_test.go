@@ -186,7 +186,10 @@ func TestE2EBatchObjectReplacedAfterValidation(t *testing.T) {
 		emulator: emulator.Config{Limits: emulator.LimitConfig{Multiplier: 1}},
 		settings: func(s *pipeline.Settings) {
 			batchSettings(s)
-			s.Batch.Linger = 5 * time.Second // time to replace the object while the package gathers
+			// Time to replace the object while the package gathers; one package takes every
+			// invoice that spills over, so that none fills and goes before its linger.
+			s.Batch.Linger = 5 * time.Second
+			s.Batch.MaxInvoices = 100
 		},
 	})
 	seller := demo.Sellers[0]
