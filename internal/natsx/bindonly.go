@@ -44,6 +44,10 @@ func (b bindOnly) CreateOrUpdateKeyValue(ctx context.Context, cfg jetstream.KeyV
 	return kv, nil
 }
 
+func (b bindOnly) CreateStream(_ context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	return nil, fmt.Errorf("natsx: stream %s not provisioned (run ksefctl nats provision)", cfg.Name)
+}
+
 // UpdateStream is refused: a stream provisioned otherwise than a worker needs (a bucket still
 // answering direct gets, see KVLeaderReads) is for the provisioning step to change.
 func (b bindOnly) UpdateStream(_ context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ksef-pipeline/ksef-pipeline/internal/embedded/natsserver"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 )
 
 // TestKVLeaderReads: a bucket asked for leader reads has direct gets off, stays so when ensured
@@ -84,5 +85,51 @@ func TestKVLeaderReads(t *testing.T) {
 	}
 	if st, err := kv.Status(ctx); err != nil || st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.AllowDirect {
 		t.Fatalf("bound handle: %v, direct gets still on", err)
+	}
+}
+
+// TestKVLeaderReadsConcurrentStart: workers starting at once on a fresh server all make the
+// bucket; every handle reads through the leader (none was bound while direct gets were on) and
+// sees what another wrote.
+func TestKVLeaderReadsConcurrentStart(t *testing.T) {
+	srv, err := natsserver.Run(natsserver.Options{Dir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	ctx := t.Context()
+	const workers = 8
+	kvs := make([]jetstream.KeyValue, workers)
+	var g errgroup.Group
+	for i := range workers {
+		g.Go(func() error {
+			nc, js, err := Connect(ctx, Config{URL: srv.ClientURL()})
+			if err != nil {
+				return err
+			}
+			t.Cleanup(nc.Close)
+			kvs[i], err = EnsureKV(ctx, js, "RACE", time.Hour, KVLeaderReads())
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kvs[0].Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	for i, kv := range kvs {
+		// Before Status, which refreshes the handle's idea of the stream: a handle bound while
+		// direct gets were on would send one now and get no answer.
+		if e, err := kv.Get(ctx, "k"); err != nil || string(e.Value()) != "v" {
+			t.Fatalf("worker %d: get: %v %v", i, e, err)
+		}
+		st, err := kv.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.AllowDirect {
+			t.Fatalf("worker %d: the stream allows direct gets", i)
+		}
 	}
 }

@@ -103,16 +103,17 @@ func KVReplicas(n int) KVOption {
 // compare-and-set then fails and is looked at again, but a decision taken on a read alone (this
 // queue item is stale: ack it) is taken on the past. The pipeline's state, session ledger and
 // download marks are read this way; a read costs a round trip through the leader.
+//
+// Such a bucket's stream is made here, never by nats.go, with allow_direct off from the start:
+// a handle reads directly or not as its stream's info said when it was bound, and a handle bound
+// while direct gets were on sends them on, unanswered, once they are off.
 func KVLeaderReads() KVOption { return func(o *kvOptions) { o.leaderReads = true } }
 
 // EnsureKV creates or updates a key-value bucket (file storage, one revision per key, one
 // replica unless KVReplicas says more) whose entries expire after ttl (0: never). The pipeline
 // uses such buckets for per-invoice state, worker failure counts and shared rate limits.
-// Transient failures are retried with back-off until ctx ends, as in EnsureStreams.
-//
-// A bucket that exists with the same TTL, history and replicas is bound as it is, never
-// updated: an update by nats.go turns direct gets back on (see KVLeaderReads), and a worker
-// binding the bucket at that moment would read from followers from then on.
+// Transient failures are retried with back-off until ctx ends, as in EnsureStreams. A bucket
+// that exists as asked is bound as it is, never updated.
 func EnsureKV(ctx context.Context, js jetstream.JetStream, name string, ttl time.Duration, opts ...KVOption) (jetstream.KeyValue, error) {
 	o := kvOptions{cfg: jetstream.KeyValueConfig{
 		Bucket:   name,
@@ -128,6 +129,10 @@ func EnsureKV(ctx context.Context, js jetstream.JetStream, name string, ttl time
 	var kv jetstream.KeyValue
 	err := Retry(ctx, "kv "+name, func(ctx context.Context) error {
 		var err error
+		if o.leaderReads {
+			kv, err = ensureLeaderKV(ctx, js, kc)
+			return err
+		}
 		kv, err = js.KeyValue(ctx, name)
 		switch {
 		case errors.Is(err, jetstream.ErrBucketNotFound):
@@ -138,13 +143,68 @@ func EnsureKV(ctx context.Context, js jetstream.JetStream, name string, ttl time
 				kv, err = js.CreateOrUpdateKeyValue(ctx, kc)
 			}
 		}
-		if err != nil || !o.leaderReads {
-			return err
-		}
-		return leaderReads(ctx, js, &kv)
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("natsx: kv %s: %w", name, err)
+	}
+	return kv, nil
+}
+
+// kvStream is the stream nats.go makes for a bucket of kc (its prepareKeyValueConfig, for what
+// EnsureKV sets), without direct gets.
+func kvStream(kc jetstream.KeyValueConfig) jetstream.StreamConfig {
+	dup := 2 * time.Minute
+	if kc.TTL > 0 && kc.TTL < dup {
+		dup = kc.TTL
+	}
+	return jetstream.StreamConfig{
+		Name: "KV_" + kc.Bucket, Subjects: []string{"$KV." + kc.Bucket + ".>"},
+		MaxMsgsPerSubject: int64(max(kc.History, 1)), MaxBytes: -1, MaxAge: kc.TTL, MaxMsgSize: -1,
+		Storage: kc.Storage, Replicas: max(kc.Replicas, 1), AllowRollup: true, DenyDelete: true,
+		Duplicates: dup, MaxMsgs: -1, MaxConsumers: -1, Discard: jetstream.DiscardNew,
+	}
+}
+
+// errDirectGets: the bucket's stream allowed direct gets when its handle was bound (someone
+// turned them on meanwhile); the next attempt turns them off again.
+var errDirectGets = fmt.Errorf("natsx: bucket bound while its stream allowed direct gets: %w", jetstream.ErrStreamNameAlreadyInUse)
+
+// ensureLeaderKV makes or binds a bucket read through its leader (KVLeaderReads). Workers
+// starting at once all create the same stream, which JetStream takes as one; a bucket made
+// otherwise (by an earlier version, with direct gets) is updated.
+func ensureLeaderKV(ctx context.Context, js jetstream.JetStream, kc jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	want := kvStream(kc)
+	st, err := js.Stream(ctx, want.Name)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		// Made meanwhile with another configuration: ErrStreamNameAlreadyInUse, retried.
+		if _, err := js.CreateStream(ctx, want); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, err
+	default:
+		if c := st.CachedInfo().Config; c.AllowDirect || c.MaxAge != want.MaxAge ||
+			c.MaxMsgsPerSubject != want.MaxMsgsPerSubject || c.Replicas != want.Replicas {
+			c.AllowDirect, c.MaxAge, c.MaxMsgsPerSubject, c.Replicas, c.Duplicates =
+				false, want.MaxAge, want.MaxMsgsPerSubject, want.Replicas, want.Duplicates
+			if _, err := js.UpdateStream(ctx, c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	kv, err := js.KeyValue(ctx, kc.Bucket)
+	if err != nil {
+		return nil, err
+	}
+	// The handle reads as its cached stream info says; that info is the one checked here.
+	status, err := kv.Status(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if bs, ok := status.(*jetstream.KeyValueBucketStatus); !ok || bs.StreamInfo().Config.AllowDirect {
+		return nil, errDirectGets
 	}
 	return kv, nil
 }
@@ -157,25 +217,4 @@ func sameKV(st jetstream.KeyValueStatus, kc jetstream.KeyValueConfig) bool {
 	}
 	c := bs.StreamInfo().Config
 	return c.MaxAge == kc.TTL && c.MaxMsgsPerSubject == int64(kc.History) && c.Replicas == kc.Replicas
-}
-
-// leaderReads turns direct gets off on the bucket's stream and binds the bucket again, so that
-// its handle reads through the leader.
-func leaderReads(ctx context.Context, js jetstream.JetStream, kv *jetstream.KeyValue) error {
-	st, err := (*kv).Status(ctx)
-	if err != nil {
-		return err
-	}
-	bs, ok := st.(*jetstream.KeyValueBucketStatus)
-	if !ok {
-		return fmt.Errorf("natsx: kv %s: unexpected status %T", (*kv).Bucket(), st)
-	}
-	if cfg := bs.StreamInfo().Config; cfg.AllowDirect {
-		cfg.AllowDirect = false
-		if _, err := js.UpdateStream(ctx, cfg); err != nil {
-			return err
-		}
-	}
-	*kv, err = js.KeyValue(ctx, (*kv).Bucket())
-	return err
 }
