@@ -164,6 +164,13 @@ func TestClusterConcurrentProvisioning(t *testing.T) {
 	c.StartAll()
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
+	provisionAndCheck(ctx, t, c)
+}
+
+// provisionAndCheck has four workers provision the pipeline on the cluster at once, and checks
+// that each succeeded and that the stream and buckets have the cluster's three replicas.
+func provisionAndCheck(ctx context.Context, t *testing.T, c *testenv.NATSCluster) {
+	t.Helper()
 	for i, err := range provisionAll(ctx, t, 4, c.URL()) {
 		if err != nil {
 			t.Errorf("worker %d: %v", i, err)
@@ -197,14 +204,5 @@ func TestClusterProvisioningBeforeTheCluster(t *testing.T) {
 			}
 		}
 	}()
-	for i, err := range provisionAll(ctx, t, 4, c.URL()) {
-		if err != nil {
-			t.Errorf("worker %d: %v", i, err)
-		}
-	}
-	_, js, err := natsx.Connect(ctx, natsx.Config{URL: c.URL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkReplicated(t, js, 3, pipelineStreams()...)
+	provisionAndCheck(ctx, t, c)
 }
